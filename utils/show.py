@@ -1,0 +1,47 @@
+"""Show what an experiment folder holds: each stage's latest complete run, its record counts and one record.
+
+    python3 -m utils.show datas/example
+"""
+import argparse
+import json
+
+from utils import jsonl
+
+STAGES = ["answer_origin", "vote", "answer_judge", "answer_judge_vote"]
+
+
+def _short(value, width=160):
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else text[:width] + f"... ({len(text)} chars)"
+
+
+def show(base, out=print):
+    from pathlib import Path
+    base = Path(base)
+    for stage in STAGES:
+        folder = jsonl.latest_complete(base / stage)
+        if folder is None:
+            continue
+        n = unfinished = 0
+        sample = None
+        for rec in jsonl.iter_folder(folder, include_part=False):
+            n += 1
+            if stage == "answer_origin" and rec.get("answer") is None:
+                unfinished += 1
+            if sample is None:
+                sample = rec
+        files = ", ".join(p.name for p in jsonl.folder_files(folder, include_part=False))
+        out(f"{folder}: {n} records in {files}" + (f", {unfinished} unfinished" if unfinished else ""))
+        for key, value in (sample or {}).items():
+            out(f"    {key}: {_short(value)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Summarize an experiment folder.")
+    parser.add_argument("base_data_path")
+    show(parser.parse_args().base_data_path)
+
+
+if __name__ == "__main__":
+    main()
