@@ -141,3 +141,19 @@ def test_no_server_at_all_is_an_error_naming_it():
             with pytest.raises(NoServerError, match=f"127.0.0.1:{port}"):
                 await p.wait_until_up(timeout=1.5)
     asyncio.run(main())
+
+
+def test_api_key_is_sent_as_a_bearer_token():
+    async def main():
+        seen = []
+
+        async def handler(request):
+            seen.append(request.headers.get("Authorization"))
+            return web.json_response(OK)
+
+        runner, url = await start_stub(handler)
+        async with pool([url], api_key="s3cret") as p:
+            assert await p.post("/v1/completions", {}) == OK
+        assert seen == ["Bearer s3cret"]
+        await runner.cleanup()
+    asyncio.run(main())

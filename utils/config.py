@@ -68,6 +68,13 @@ SCHEMA = {
     "max_retries": Field("int", 5),
     "server_down_timeout": Field("float", 1800.0),
     "flush_every": Field("int", 64),
+    # --- labels (vote, judge, judge_vote) ---
+    "vote_backend": Field("rule|llm", "rule"),
+    "judge_backend": Field("rule|llm|hybrid", "hybrid"),
+    "vote_ratio": Field("float", 0.9),  # the seed's rule for trusting a pseudo-label
+    "min_vote": Field("int", 4),
+    "grader_workers": Field("int", None, nullable=True),  # default: up to 4, by CPU count
+    "grader_timeout": Field("float", 5.0),
 }
 
 
@@ -110,7 +117,7 @@ class Config(dict):
             raise AttributeError(key) from None
 
 
-def _key_lines(text):
+def key_lines(text):
     # Line numbers of the top-level keys, so an error can point at the line to fix.
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -135,7 +142,7 @@ def parse(text, path, schema=None):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
-    lines = _key_lines(text)
+    lines = key_lines(text)
     errors = []
     for key, value in raw.items():
         where = f"{path}:{lines[key]}" if key in lines else path
@@ -179,6 +186,14 @@ def _check_pipeline(cfg):
                 "cpu_kvcache_gb"):
         if cfg[key] < 1:
             bad(key, f"must be at least 1, got {cfg[key]}")
+    if not 0 < cfg.vote_ratio <= 1:
+        bad("vote_ratio", f"is a share of the votes in (0, 1], got {cfg.vote_ratio}")
+    if cfg.min_vote < 1:
+        bad("min_vote", f"must be at least 1, got {cfg.min_vote}")
+    if cfg.grader_workers is not None and cfg.grader_workers < 1:
+        bad("grader_workers", f"must be at least 1, got {cfg.grader_workers}")
+    if cfg.grader_timeout <= 0:
+        bad("grader_timeout", f"must be positive, got {cfg.grader_timeout}")
     if cfg.max_retries < 0:
         bad("max_retries", f"must be 0 or more, got {cfg.max_retries}")
     if cfg.temperature < 0:

@@ -1,68 +1,113 @@
-"""The pipeline's modes over record streams, and the one runner they share.
+"""The four modes of infer.py over record streams: infer, vote, judge, judge_vote.
 
-A mode (a Stage) says which items it must produce records for, how to produce one, and when a record counts as
-finished. The runner does the rest the same way for every mode: it checks all input before writing anything,
-carries over finished records of earlier runs, sends the missing items through a bounded queue to async workers,
-appends records as they arrive, writes unfinished records for what failed, and renames the shard into place.
+    infer       info.jsonl            -> answer_origin/   num_answer generations per problem
+    vote        answer_origin/        -> vote/            answers of each problem grouped by equivalence, counted
+    judge       answer_origin/        -> answer_judge/    each answer against the dataset's expected_answer
+    judge_vote  answer_origin/, vote/ -> answer_judge_vote/  each answer against the pseudo-label, if the vote is
+                                                          clear enough, else against expected_answer
+
+Labels come from the symbolic grader (utils/grader.py) by default; `vote_backend: llm` and `judge_backend: llm`
+reproduce the seed, which asks the served model itself with the seed's prompts, and `judge_backend: hybrid` asks it
+only where the grader cannot decide.
 """
 import asyncio
+import json
 import os
-import re
-import sys
+import shutil
 import time
-from datetime import datetime
-from pathlib import Path
-
-from tqdm import tqdm
+from collections import Counter
 
 from utils import jsonl
-from utils.client import ServerPool
+from utils.client import NoServerError, ServerPool
 from utils.config import api_key
-from utils.jsonl import DataError, IndexSet, shard_of
-from utils.prompts import PromptBuilder, infer_prompt
+from utils.jsonl import DataError, IndexSet
+from utils.prompts import PromptBuilder, infer_prompt, judge_prompt, parse_judge_reply, parse_vote_reply, vote_prompt
+from utils.runner import Stage, log
 from utils.servers import client_urls
 
 
-def log(msg):
-    tqdm.write(msg, file=sys.stderr)
-
-
-class Stage:
-    """One mode. Items are dicts with an 'index'; records are what the stage's files hold."""
-
-    name = ""  # the stage's folder under base_data_path
+class LLM:
+    """The served model as a labeller: one prompt in, the generated text out (None after the last retry)."""
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.base = Path(cfg.base_data_path)
-        self.stats = {}
-
-    def check_inputs(self):
-        """Read every input once and raise DataError on the first bad line, before any output exists."""
-
-    def items(self):
-        """Yield the items this stage must produce records for, in a stable order. Called more than once."""
-        raise NotImplementedError
-
-    def is_finished(self, record):
-        raise NotImplementedError
-
-    def unfinished(self, item):
-        """The record written for an item whose processing failed for good; the next run redoes it."""
-        raise NotImplementedError
+        self.build = PromptBuilder(cfg)
+        self.pool = None
+        self.model = None
+        self.calls = 0
+        self.tokens = 0
 
     async def __aenter__(self):
+        cfg = self.cfg
+        self.pool = ServerPool(client_urls(cfg), api_key=api_key(cfg),
+                               max_inflight_per_server=cfg.max_inflight_per_server,
+                               request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
+                               server_down_timeout=cfg.server_down_timeout, log=log)
+        await self.pool.__aenter__()
+        try:
+            if cfg.wait_servers_up:
+                await self.pool.wait_until_up(cfg.server_start_timeout, progress=log)
+            self.model = await self.pool.model_name()
+        except BaseException:
+            await self.pool.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(self, *exc):
-        pass
+        await self.pool.__aexit__(*exc)
 
-    async def process(self, item):
-        """The finished record for an item, or None if it failed."""
-        raise NotImplementedError
+    def payload(self, model_input, seed, echo=False):
+        cfg = self.cfg
+        return {"model": self.model, "prompt": model_input, "echo": echo, "seed": seed, "n": 1, "stream": False,
+                "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens,
+                "skip_special_tokens": False, "stop": cfg.stop}
 
-    def summary(self):
-        return ""
+    async def complete(self, payload):
+        """The text of the first choice, or None once the request has failed for good."""
+        self.calls += 1
+        data = await self.pool.post("/v1/completions", payload)
+        if data is None:
+            return None
+        text = data["choices"][0].get("text")
+        self.tokens += (data.get("usage") or {}).get("completion_tokens", 0)
+        return text if isinstance(text, str) else None
+
+    async def ask(self, user_text, seed=0):
+        return await self.complete(self.payload(self.build(user_text), seed))
+
+
+def _sample_number(index):
+    """j of an index '<problem>_<j>': the seed for that sample."""
+    tail = index.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _problem_index(index):
+    return index.rsplit("_", 1)[0]
+
+
+def latest_input(base, stage_name, needed_by):
+    folder = jsonl.latest_complete(base / stage_name)
+    if folder is None:
+        raise DataError(f"{base / stage_name}: no complete run folder; run `infer.py -m "
+                        f"{'infer' if stage_name == 'answer_origin' else 'vote'}` before -m {needed_by}")
+    return folder
+
+
+def origin_records(folder, need_expected=False):
+    """Stream (path, line, record) of an answer_origin folder, checking the fields later stages rely on."""
+    for path in jsonl.folder_files(folder, include_part=False):
+        for lineno, rec in jsonl.read_records(path):
+            where = f"{path}:{lineno}"
+            if not isinstance(rec.get("index"), str):
+                raise DataError(f"{where}: field 'index' is missing; not an answer_origin record")
+            if not isinstance(rec.get("info"), dict):
+                raise DataError(f"{where}: field 'info' is missing or not an object")
+            if "answer" not in rec or not (rec["answer"] is None or isinstance(rec["answer"], str)):
+                raise DataError(f"{where}: field 'answer' is missing or not a string")
+            if need_expected and not isinstance(rec["info"].get("expected_answer"), (str, int, float)):
+                raise DataError(f"{where}: field 'info.expected_answer' is missing")
+            yield rec
 
 
 # ---- infer ---------------------------------------------------------------------------------------------------
@@ -74,11 +119,7 @@ class Infer(Stage):
     def __init__(self, cfg):
         super().__init__(cfg)
         self.info_path = self.base / cfg.data_info_name
-        self.prompt_builder = None
-        self.pool = None
-        self.model = None
-        self.tokens = 0
-        self.t0 = time.monotonic()
+        self.llm = None
 
     def _info_records(self):
         for lineno, rec in jsonl.read_records(self.info_path):
@@ -104,11 +145,11 @@ class Infer(Stage):
             count += 1
         if count == 0:
             raise DataError(f"{self.info_path}: no problems in the file")
-        self.prompt_builder = PromptBuilder(self.cfg)
+        self.llm = LLM(self.cfg)  # loads the chat template now, so a bad tokenizer fails before any output
 
     def items(self):
         for _, info in self._info_records():
-            model_input = self.prompt_builder(infer_prompt(info["prompt"]))
+            model_input = self.llm.build(infer_prompt(info["prompt"]))
             for j in range(self.cfg.num_answer):
                 yield {"index": f"{info['index']}_{j}", "seed": j, "info": info, "model_input": model_input}
 
@@ -123,172 +164,322 @@ class Infer(Stage):
         return self._record(item, None, None)
 
     async def __aenter__(self):
-        cfg = self.cfg
-        self.pool = ServerPool(client_urls(cfg), api_key=api_key(cfg),
-                               max_inflight_per_server=cfg.max_inflight_per_server,
-                               request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
-                               server_down_timeout=cfg.server_down_timeout, log=log)
-        await self.pool.__aenter__()
-        try:
-            if cfg.wait_servers_up:
-                await self.pool.wait_until_up(cfg.server_start_timeout, progress=log)
-            self.model = await self.pool.model_name()
-        except BaseException:
-            await self.pool.__aexit__(None, None, None)
-            raise
+        await self.llm.__aenter__()
+        self.concurrency = self.llm.pool.total_slots
         return self
 
     async def __aexit__(self, *exc):
-        await self.pool.__aexit__(*exc)
+        await self.llm.__aexit__(*exc)
 
     async def process(self, item):
-        cfg = self.cfg
-        payload = {
-            "model": self.model, "prompt": item["model_input"], "echo": True, "seed": item["seed"], "n": 1,
-            "stream": False, "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens,
-            "skip_special_tokens": False, "stop": cfg.stop,
-        }
-        data = await self.pool.post("/v1/completions", payload)
-        if data is None:
+        text = await self.llm.complete(self.llm.payload(item["model_input"], item["seed"], echo=True))
+        if text is None:
             return None
-        text = data["choices"][0].get("text")
-        if not isinstance(text, str):
-            return None
-        self.tokens += (data.get("usage") or {}).get("completion_tokens", 0)
         # With echo the text is the prompt followed by the generation; the prompt round-trips through the
         # tokenizer unchanged for byte-level BPE, which is what the seed's slicing assumes too.
         return self._record(item, text, text[len(item["model_input"]):])
 
-    def rate(self):
-        return f"{self.tokens / max(time.monotonic() - self.t0, 1e-9):.0f} tok/s"
+    def progress(self):
+        return f"{self.llm.tokens / max(time.monotonic() - self.t0, 1e-9):.0f} tok/s"
 
     def summary(self):
-        return f"{self.tokens} tokens generated ({self.rate()}), model {self.model}"
+        if self.llm.model is None:
+            return []
+        return [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"]
 
 
-STAGES = {"infer": Infer}
+# ---- labelling modes -----------------------------------------------------------------------------------------
+class Labeller(Stage):
+    """What vote and the judges share: the grader's worker pool, an optional LLM, and verdict counts."""
 
+    concurrency = 256
 
-# ---- the runner ----------------------------------------------------------------------------------------------
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.grader = None
+        self.llm = None
+        self.llm_failed = False
+        self.verdicts = Counter()
 
+    def uses_llm(self):
+        return False
 
-def run_folder_name(save_name):
-    if save_name is None:
-        return datetime.now().strftime("%Y%m%d_%H%M%S")
-    if not NAME_RE.match(save_name):
-        raise DataError(f"-s {save_name!r}: a run folder name is letters, digits and _ . : - (no path)")
-    return save_name
+    async def __aenter__(self):
+        from utils.grader import Grader
+        self.grader = Grader(workers=self.cfg.grader_workers, timeout=self.cfg.grader_timeout)
+        if self.uses_llm():
+            await self._open_llm()
+        return self
 
-
-async def _run(stage, folder, rank, world, flush_every):
-    part = folder / f"{rank}_{world}.jsonl.part"
-    final = folder / f"{rank}_{world}.jsonl"
-    mine = lambda index: shard_of(index, world) == rank  # noqa: E731
-
-    expected = IndexSet()
-    for item in stage.items():
-        if mine(item["index"]):
-            expected.add(item["index"])
-
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    if final.exists() and not part.exists():
-        os.replace(final, part)  # redoing a completed shard in place: keep its finished records, redo the rest
-    done, resumed_here = (jsonl.reopen_part(part, stage.is_finished, expected) if part.exists()
-                          else (IndexSet(), 0))
-    writer = jsonl.ShardWriter(part, flush_every=flush_every)
-    counts = {"resumed": resumed_here, "carried": 0, "new": 0, "failed": 0}
-    try:
-        for src in jsonl.resume_sources(folder.parent, exclude=folder):
-            for rec in jsonl.iter_folder(src):
-                index = rec.get("index")
-                if (isinstance(index, str) and stage.is_finished(rec) and mine(index) and index in expected
-                        and index not in done):
-                    writer.write(rec)
-                    done.add(index)
-                    counts["carried"] += 1
-        writer.flush()
-
-        todo = len(expected) - resumed_here - counts["carried"]
-        if todo:  # nothing left means no server is needed: a finished run can be re-read without one
-            await _process_missing(stage, todo, mine, done, writer, counts, f"{stage.name} {rank}_{world}")
-
-        for item in stage.items():
-            if mine(item["index"]) and item["index"] not in done:
-                writer.write(stage.unfinished(item))
-        writer.finish(final)
-    except BaseException:
-        writer.close()
-        # A run that failed before producing a record (no server, say) leaves nothing behind: what it carried
-        # over is still in the folders it came from.
-        if created and counts["new"] == 0 and part.exists():
-            part.unlink()
-            for d in (folder, folder.parent):
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-        raise
-    return final, counts, len(expected)
-
-
-async def _process_missing(stage, todo, mine, done, writer, counts, desc):
-    """Send every item of this shard not yet done through async workers; append each finished record."""
-    async with stage:
-        bar = tqdm(total=todo, desc=desc, unit="rec", dynamic_ncols=True, mininterval=0.5, file=sys.stderr)
-        # A bounded queue keeps memory flat however many items there are; one worker per server slot.
-        n_workers = max(1, getattr(getattr(stage, "pool", None), "total_slots", 64))
-        queue = asyncio.Queue(maxsize=2 * n_workers)
-
-        async def produce():
-            for item in stage.items():
-                if mine(item["index"]) and item["index"] not in done:
-                    await queue.put(item)
-            for _ in range(n_workers):
-                await queue.put(None)
-
-        async def work():
-            while (item := await queue.get()) is not None:
-                record = await stage.process(item)
-                if record is None:
-                    counts["failed"] += 1
-                else:
-                    writer.write(record)
-                    done.add(item["index"])
-                    counts["new"] += 1
-                bar.update(1)
-                if hasattr(stage, "rate"):
-                    bar.set_postfix_str(f"failed {counts['failed']}, {stage.rate()}", refresh=False)
-
-        tasks = [asyncio.ensure_future(produce())] + [asyncio.ensure_future(work()) for _ in range(n_workers)]
+    async def _open_llm(self):
+        self.llm = LLM(self.cfg)
         try:
-            await asyncio.gather(*tasks)
+            await self.llm.__aenter__()
+        except NoServerError:
+            self.llm = None
+            raise
+        self.concurrency = max(self.concurrency, self.llm.pool.total_slots)
+
+    async def __aexit__(self, *exc):
+        if self.llm is not None:
+            await self.llm.__aexit__(*exc)
+        self.grader.close()
+
+    async def equivalent(self, gold, pred):
+        return await asyncio.wrap_future(self.grader.submit(gold, pred))
+
+    def progress(self):
+        return ", ".join(f"{k} {v}" for k, v in self.verdicts.items())
+
+    def summary(self):
+        lines = [f"{sum(self.verdicts.values())} labelled now: "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(self.verdicts.items()))
+                 + f"; {self.llm.calls if self.llm else 0} LLM calls; {time.monotonic() - self.t0:.1f} s"]
+        if self.grader is not None:
+            lines.append(f"grader: {self.grader.computed} checks computed, the rest answered from its cache "
+                         "or by string equality")
+        return lines
+
+
+class Vote(Labeller):
+    """Count the answers of each problem by mathematical equivalence: vote = {spelling: count}, most first."""
+
+    name = "vote"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.source = None
+        self.tmp = None
+        self.n_buckets = 1
+
+    def uses_llm(self):
+        return self.cfg.vote_backend == "llm"
+
+    def check_inputs(self):
+        self.source = latest_input(self.base, "answer_origin", "vote")
+        self._bucketize()
+
+    def _bucketize(self):
+        """Spread the (problem, j, extracted answer) triples over bucket files by problem, in one streaming pass.
+
+        The answers of one problem are scattered over every shard file; holding all of them at once would grow
+        with the dataset. Each bucket holds whole problems and is small enough to group in memory.
+        """
+        from utils.grader import extract_answer
+        stage_dir = self.base / self.name
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        for old in stage_dir.glob(".buckets-*"):  # left by a killed run
+            pid = old.name.rsplit("-", 1)[-1]
+            if not (pid.isdigit() and _pid_alive(int(pid))):
+                shutil.rmtree(old, ignore_errors=True)
+        self.tmp = stage_dir / f".buckets-{os.getpid()}"
+        self.tmp.mkdir()
+        size = sum(p.stat().st_size for p in jsonl.folder_files(self.source, include_part=False))
+        self.n_buckets = max(1, min(1024, size // (256 << 20) + 1))
+        files = [open(self.tmp / f"{b}.jsonl", "wb") for b in range(self.n_buckets)]
+        seen = IndexSet()
+        try:
+            for rec in origin_records(self.source):
+                problem = _problem_index(rec["index"])
+                row = {"p": problem, "j": _sample_number(rec["index"]),
+                       "a": extract_answer(rec["answer"]) if rec["answer"] is not None else None}
+                if problem not in seen:  # the problem's info once, not once per answer
+                    seen.add(problem)
+                    row["info"] = rec["info"]
+                files[jsonl.shard_of(problem, self.n_buckets)].write(jsonl.dumps(row))
         finally:
-            for t in tasks:
-                t.cancel()
-            bar.close()
+            for f in files:
+                f.close()
+
+    def items(self):
+        for b in range(self.n_buckets):
+            problems = {}
+            for _, row in jsonl.read_records(self.tmp / f"{b}.jsonl"):
+                p = problems.setdefault(row["p"], {"index": row["p"], "info": None, "answers": []})
+                if "info" in row:
+                    p["info"] = row["info"]
+                p["answers"].append((row["j"], row["a"]))
+            for index in sorted(problems):
+                item = problems[index]
+                item["answers"] = [a for _, a in sorted(item["answers"], key=lambda x: x[0])]
+                yield item
+
+    def is_finished(self, record):
+        return isinstance(record.get("vote"), dict)
+
+    def unfinished(self, item):
+        return {**item["info"], "vote": None}
+
+    async def process(self, item):
+        answers = [a for a in item["answers"] if a is not None]
+        if self.uses_llm():
+            vote = await self._llm_vote(item)
+            if vote is None:
+                return None
+        else:
+            vote = await self._group(answers)
+        self.verdicts["voted" if vote else "no answers"] += 1
+        info = dict(item["info"])
+        info["index"] = item["index"]
+        return {**info, "vote": vote}
+
+    async def _group(self, answers):
+        # Spellings that normalize alike are one group without asking the grader; each remaining spelling, most
+        # frequent first, joins the first group whose representative the grader finds equivalent.
+        from utils.grader import normalize
+        by_key = {}
+        for a in answers:
+            by_key.setdefault(normalize(a), Counter())[a] += 1
+        groups = []  # [representative, Counter of spellings]
+        for key, spellings in sorted(by_key.items(), key=lambda kv: -sum(kv[1].values())):
+            rep = spellings.most_common(1)[0][0]
+            verdicts = await asyncio.gather(*(self.equivalent(g[0], rep) for g in groups))
+            home = next((g for g, v in zip(groups, verdicts) if v), None)
+            if home is None:
+                groups.append([rep, Counter(spellings)])
+            else:
+                home[1].update(spellings)
+        counted = [(g[1].most_common(1)[0][0], sum(g[1].values())) for g in groups]
+        counted.sort(key=lambda x: -x[1])  # stable: ties keep the order of first appearance
+        return dict(counted)
+
+    async def _llm_vote(self, item):
+        # The seed shows the model every extracted answer, 'none' where there was no box.
+        shown = [a if a is not None else "none" for a in item["answers"]]
+        reply = await self.llm.ask(vote_prompt(shown), seed=0)
+        if reply is None:
+            return None
+        vote = parse_vote_reply(reply)
+        if vote is None:
+            self.verdicts["malformed LLM vote"] += 1
+            return {}
+        return vote
+
+    def close(self):
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Judge(Labeller):
+    """judge: is each answer equivalent to the dataset's expected_answer? Adds `judge: true | false | null`."""
+
+    name = "answer_judge"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.source = None
+
+    def uses_llm(self):
+        return self.cfg.judge_backend == "llm"
+
+    def check_inputs(self):
+        self.source = latest_input(self.base, "answer_origin", "judge")
+
+    def items(self):
+        for rec in origin_records(self.source, need_expected=True):
+            yield {"index": rec["index"], "record": rec, "target": str(rec["info"]["expected_answer"])}
+
+    def is_finished(self, record):
+        return record.get("judge") is not None
+
+    def unfinished(self, item):
+        return {**item["record"], "judge": None}
+
+    async def process(self, item):
+        record = item["record"]
+        verdict = await self.verdict(item["target"], record["answer"], _sample_number(item["index"]))
+        self.verdicts[{True: "true", False: "false", None: "null"}[verdict]] += 1
+        return {**record, "judge": verdict}
+
+    async def verdict(self, target, output, seed):
+        """True/False/None for one generation against one target answer."""
+        from utils.grader import extract_answer
+        if output is None:
+            return None  # the generation itself failed; rerun infer, then judge again
+        answer = extract_answer(output)
+        if answer is None:
+            return False  # truncated or no boxed answer: not a correct solution
+        backend = self.cfg.judge_backend
+        if backend != "llm":
+            verdict = await self.equivalent(target, answer)
+            if verdict is not None or backend == "rule":
+                return verdict
+        if self.llm is None:
+            if self.llm_failed:
+                return None
+            try:
+                await self._open_llm()
+            except NoServerError as e:
+                self.llm_failed = True
+                log(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); those stay null")
+                return None
+        reply = await self.llm.ask(judge_prompt(target, answer), seed=seed)
+        return None if reply is None else parse_judge_reply(reply)
+
+
+class JudgeVote(Judge):
+    """judge_vote: like judge, against the vote's top answer where the vote is clear, else expected_answer."""
+
+    name = "answer_judge_vote"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.sources = Counter()
+
+    def check_inputs(self):
+        super().check_inputs()
+        folder = latest_input(self.base, "vote", "judge_vote")
+        # One small entry per problem (not per answer): its vote as compact JSON and the label it leads to.
+        self.labels = {}
+        for path in jsonl.folder_files(folder, include_part=False):
+            for lineno, rec in jsonl.read_records(path):
+                if not isinstance(rec.get("index"), str) or not isinstance(rec.get("vote"), (dict, type(None))):
+                    raise DataError(f"{path}:{lineno}: fields 'index' and 'vote' are required; not a vote record")
+                self.labels[rec["index"]] = json.dumps(rec["vote"] or {}, ensure_ascii=False)
+
+    def pseudo_label(self, vote, expected):
+        """The seed's rule: the top answer if it has at least vote_ratio of the votes and min_vote votes."""
+        if vote:
+            top, count = next(iter(vote.items()))
+            if count / sum(vote.values()) >= self.cfg.vote_ratio and count >= self.cfg.min_vote:
+                return top, "vote"
+        return expected, "dataset"
+
+    def items(self):
+        for item in super().items():
+            rec = item["record"]
+            vote = json.loads(self.labels.get(_problem_index(rec["index"]), "{}"))
+            target, source = self.pseudo_label(vote, item["target"])
+            rec["info"] = {**rec["info"], "vote": vote, "label_source": source}
+            yield {"index": item["index"], "record": rec, "target": target}
+
+    async def process(self, item):
+        self.sources[item["record"]["info"]["label_source"]] += 1
+        return await super().process(item)
+
+    def summary(self):
+        return super().summary() + ["labels from " + ", ".join(f"{k} {v}" for k, v in sorted(self.sources.items()))]
+
+
+STAGES = {"infer": Infer, "vote": Vote, "judge": Judge, "judge_vote": JudgeVote}
 
 
 def run(cfg, mode, rank=0, world=1, save_name=None):
-    """Run one mode for one shard and return the path of the shard file it completed."""
-    if not 0 <= rank < world:
-        raise DataError(f"-l {rank} -g {world}: the rank must be in 0..{world - 1}")
+    """Run one mode for one shard of the work; returns the shard file it completed."""
+    from utils import runner
     stage = STAGES[mode](cfg)
-    stage.check_inputs()
-    stage_dir = stage.base / stage.name
-    folder = stage_dir / run_folder_name(save_name)
-    others = {w for (_, w, _) in jsonl.shard_files(folder) if w != world}
-    if others:
-        raise DataError(f"{folder}: holds shards of -g {sorted(others)[0]}, not -g {world}; use another -s")
-    t0 = time.monotonic()
-    final, counts, total = asyncio.run(_run(stage, folder, rank, world, cfg.flush_every))
-    unfinished = total - counts["resumed"] - counts["carried"] - counts["new"]
-    print(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried over, "
-          f"{counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-    extra = stage.summary()
-    if extra:
-        print(f"{stage.name}: {extra}", file=sys.stderr)
-    if unfinished:
-        print(f"{unfinished} records are unfinished (null); rerun the same command to redo them", file=sys.stderr)
-    return final
+    try:
+        return runner.run(stage, rank, world, save_name)
+    finally:
+        if hasattr(stage, "close"):
+            stage.close()

@@ -4,6 +4,7 @@
 """
 import argparse
 import json
+from collections import Counter
 
 from utils import jsonl
 
@@ -23,16 +24,22 @@ def show(base, out=print):
         folder = jsonl.latest_complete(base / stage)
         if folder is None:
             continue
-        n = unfinished = 0
+        n = 0
+        tally = Counter()
         sample = None
         for rec in jsonl.iter_folder(folder, include_part=False):
             n += 1
-            if stage == "answer_origin" and rec.get("answer") is None:
-                unfinished += 1
+            if stage == "answer_origin":
+                tally["unfinished"] += rec.get("answer") is None
+            elif stage == "vote":
+                tally["problems with a vote"] += bool(rec.get("vote"))
+            else:
+                tally[f"judge {json.dumps(rec.get('judge'))}"] += 1
             if sample is None:
                 sample = rec
         files = ", ".join(p.name for p in jsonl.folder_files(folder, include_part=False))
-        out(f"{folder}: {n} records in {files}" + (f", {unfinished} unfinished" if unfinished else ""))
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(tally.items()) if v)
+        out(f"{folder}: {n} records in {files}" + (f" ({counts})" if counts else ""))
         for key, value in (sample or {}).items():
             out(f"    {key}: {_short(value)}")
 

@@ -1,0 +1,192 @@
+"""The one runner every mode shares: check input, carry over, process what is missing, write, rename.
+
+A mode is a Stage: it names its folder, lists the items it must produce a record for, makes one record per item,
+and says when a record counts as finished. The runner does everything else the same way for every mode: it reads
+all input before writing anything, carries over the finished records of earlier runs, sends the missing items
+through a bounded queue to async workers, appends records as they arrive, writes unfinished records for what failed
+for good, and renames the shard into place. See utils/jsonl.py for the folder rules that make this crash-safe.
+"""
+import asyncio
+import os
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from utils import jsonl
+from utils.jsonl import DataError, IndexSet, shard_of
+
+
+def log(msg):
+    tqdm.write(msg, file=sys.stderr)
+
+
+class Stage:
+    """One mode. Items are dicts with an 'index'; records are what the stage's files hold."""
+
+    name = ""  # the stage's folder under base_data_path
+    concurrency = 64  # items in flight at once
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.base = Path(cfg.base_data_path)
+        self.t0 = time.monotonic()
+
+    def check_inputs(self):
+        """Read every input once and raise DataError on the first bad line, before any output exists."""
+
+    def items(self):
+        """Yield the items this stage must produce records for, in a stable order. Called more than once."""
+        raise NotImplementedError
+
+    def is_finished(self, record):
+        raise NotImplementedError
+
+    def unfinished(self, item):
+        """The record written for an item whose processing failed for good; the next run redoes it."""
+        raise NotImplementedError
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        pass
+
+    async def process(self, item):
+        """The finished record for an item, or None if it failed."""
+        raise NotImplementedError
+
+    def progress(self):
+        """A short status for the progress bar."""
+        return ""
+
+    def summary(self):
+        """Lines printed when the run ends."""
+        return []
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+def run_folder_name(save_name):
+    if save_name is None:
+        return datetime.now().strftime("%Y%m%d_%H%M%S")
+    if not NAME_RE.match(save_name):
+        raise DataError(f"-s {save_name!r}: a run folder name is letters, digits and _ . : - (no path)")
+    return save_name
+
+
+async def _run(stage, folder, rank, world, flush_every):
+    part = folder / f"{rank}_{world}.jsonl.part"
+    final = folder / f"{rank}_{world}.jsonl"
+    mine = lambda index: shard_of(index, world) == rank  # noqa: E731
+
+    expected = IndexSet()
+    for item in stage.items():
+        if mine(item["index"]):
+            expected.add(item["index"])
+    total = len(expected)
+
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    if final.exists() and not part.exists():
+        os.replace(final, part)  # redoing a completed shard in place: keep its finished records, redo the rest
+    done, resumed = (jsonl.reopen_part(part, stage.is_finished, expected) if part.exists() else (IndexSet(), 0))
+    writer = jsonl.ShardWriter(part, flush_every=flush_every)
+    counts = {"resumed": resumed, "carried": 0, "new": 0, "failed": 0}
+    try:
+        for src in jsonl.resume_sources(folder.parent, exclude=folder):
+            for rec in jsonl.iter_folder(src):
+                index = rec.get("index")
+                if (isinstance(index, str) and stage.is_finished(rec) and mine(index) and index in expected
+                        and index not in done):
+                    writer.write(rec)
+                    done.add(index)
+                    counts["carried"] += 1
+        writer.flush()
+
+        todo = total - resumed - counts["carried"]
+        if todo:  # nothing left means no server is needed: a finished run can be re-read without one
+            await _process_missing(stage, todo, mine, done, writer, counts, f"{stage.name} {rank}_{world}")
+
+        if total > resumed + counts["carried"] + counts["new"]:
+            for item in stage.items():
+                if mine(item["index"]) and item["index"] not in done:
+                    writer.write(stage.unfinished(item))
+        writer.finish(final)
+    except BaseException:
+        writer.close()
+        # A run that failed before producing a record (no server, say) leaves nothing behind: what it carried
+        # over is still in the folders it came from.
+        if created and counts["new"] == 0 and part.exists():
+            part.unlink()
+            for d in (folder, folder.parent):
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+        raise
+    return final, counts, total
+
+
+async def _process_missing(stage, todo, mine, done, writer, counts, desc):
+    """Send every item of this shard not yet done through async workers; append each finished record."""
+    async with stage:
+        bar = tqdm(total=todo, desc=desc, unit="rec", dynamic_ncols=True, mininterval=0.5, file=sys.stderr)
+        # A bounded queue keeps memory flat however many items there are.
+        n_workers = max(1, stage.concurrency)
+        queue = asyncio.Queue(maxsize=2 * n_workers)
+
+        async def produce():
+            for item in stage.items():
+                if mine(item["index"]) and item["index"] not in done:
+                    await queue.put(item)
+            for _ in range(n_workers):
+                await queue.put(None)
+
+        async def work():
+            while (item := await queue.get()) is not None:
+                record = await stage.process(item)
+                if record is None:
+                    counts["failed"] += 1
+                else:
+                    writer.write(record)
+                    done.add(item["index"])
+                    counts["new"] += 1
+                bar.update(1)
+                if bar.n % 16 == 0 or bar.n == todo:
+                    status = stage.progress()
+                    bar.set_postfix_str(f"failed {counts['failed']}" + (f", {status}" if status else ""),
+                                        refresh=False)
+
+        tasks = [asyncio.ensure_future(produce())] + [asyncio.ensure_future(work()) for _ in range(n_workers)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            bar.close()
+
+
+def run(stage, rank=0, world=1, save_name=None):
+    """Run one stage for one shard; returns the path of the shard file it completed."""
+    if not 0 <= rank < world:
+        raise DataError(f"-l {rank} -g {world}: the rank must be in 0..{world - 1}")
+    folder = stage.base / stage.name / run_folder_name(save_name)
+    others = {w for (_, w, _) in jsonl.shard_files(folder) if w != world}
+    if others:
+        raise DataError(f"{folder}: holds shards of -g {sorted(others)[0]}, not -g {world}; use another -s")
+    stage.check_inputs()
+    t0 = time.monotonic()
+    final, counts, total = asyncio.run(_run(stage, folder, rank, world, stage.cfg.flush_every))
+    unfinished = total - counts["resumed"] - counts["carried"] - counts["new"]
+    print(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried over, "
+          f"{counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    for line in stage.summary():
+        print(f"{stage.name}: {line}", file=sys.stderr)
+    if unfinished:
+        print(f"{unfinished} records are unfinished (null); rerun the same command to redo them", file=sys.stderr)
+    return final
