@@ -23,14 +23,24 @@ $(STAMP): $(REQS)
 	$(if $(HAS_GPU),,$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec)
 	touch $@
 
-$(TINY)/config.json: utils/tiny_model.py | $(STAMP)
-	$(PY) utils/tiny_model.py $(TINY)
+# The demo's model is drilled on the example problems, so that its answers carry boxes to vote on and judge.
+$(TINY)/config.json: utils/tiny_model.py datas/example/info.jsonl | $(STAMP)
+	$(PY) utils/tiny_model.py $(TINY) --teach datas/example/info.jsonl
 
+# Each step is a command from the README, on the tiny model: serve, generate, label, format, train stage 1 on two
+# processes, serve the student, evaluate it. Rerun it and every finished record is carried over, not redone.
 demo: setup $(TINY)/config.json
-	@set -e; trap '$(PY) vllm_start.py -c $(DEMO) --stop' EXIT; \
+	@set -e; trap '$(PY) vllm_start.py -c $(DEMO) --stop; $(PY) vllm_start.py -c config/demo_student.yaml --stop' EXIT; \
+	export HF_HUB_OFFLINE=1; \
 	$(PY) vllm_start.py -c $(DEMO); \
-	$(PY) infer.py -c $(DEMO) -m infer; \
-	$(PY) -m utils.show datas/example
+	for mode in infer vote judge judge_vote; do $(PY) infer.py -c $(DEMO) -m $$mode; done; \
+	$(PY) -m utils.show datas/example; \
+	$(PY) utils/saving_to_training_format.py -d datas/example/answer_judge_vote; \
+	$(PY) vllm_start.py -c $(DEMO) --stop; \
+	CONFIG=train/config_tiny.yaml ACCELERATE_CONFIG=train/accelerate/ddp.yaml NUM_MACHINES=1 NUM_PROCESSES=2 \
+	  OMP_NUM_THREADS=1 PYTHON=$(PY) bash train/stage1.sh 0; \
+	$(PY) vllm_start.py -c config/demo_student.yaml; \
+	(cd eval && ../$(PY) start.py -c config/eval_demo.yaml -s demo && ../$(PY) report.py result/demo)
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q tests

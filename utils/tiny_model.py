@@ -1,6 +1,7 @@
 """Build a tiny random Qwen3 model with a locally trained tokenizer, for tests and the CPU demo.
 
     python3 utils/tiny_model.py OUT_DIR
+    python3 utils/tiny_model.py OUT_DIR --teach datas/example/info.jsonl   # the demo's model
 
 No downloads: the byte-level BPE tokenizer is trained on the standard library's own .py files, and the weights are
 random (seeded, so two builds are identical). The chat template is Qwen3-style and `<think>` aware, with
@@ -52,7 +53,48 @@ def build_tokenizer(vocab_size=4096):
     return fast
 
 
-def build(out_dir, seed=0):
+def teach(model, tokenizer, info_path, steps=200, seed=0):
+    """Drill the model on the problems of an info.jsonl until it usually answers them in the expected format.
+
+    A random model never writes a \\boxed answer, so the demo's vote, judge and training data would all be empty.
+    A few hundred steps of memorisation make it write `<think>...</think>` and a box, right often enough for the
+    labels to be a mix of true and false, which is what the rest of the pipeline needs to show its work.
+    """
+    import json
+
+    import torch
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from utils.prompts import infer_prompt
+
+    texts = []
+    for line in Path(info_path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        right = str(rec["expected_answer"])
+        wrong = str(int(right) + 1) if right.isdigit() else "0"
+        # Three right answers to one wrong: sampled, the model is right most of the time, not always.
+        for answer in (right, right, right, wrong):
+            reply = (f"<think>\nLet me work through it step by step and check the result.\n</think>\n\n"
+                     f"The answer is $\\boxed{{{answer}}}$.")
+            texts.append(tokenizer.apply_chat_template(
+                [{"role": "user", "content": infer_prompt(rec["prompt"])}, {"role": "assistant", "content": reply}],
+                tokenize=False))
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    return float(loss.detach())
+
+
+def build(out_dir, seed=0, teach_path=None):
     import torch
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
@@ -67,6 +109,9 @@ def build(out_dir, seed=0):
     )
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config).to(torch.float32)
+    if teach_path:
+        loss = teach(model, tokenizer, teach_path)
+        print(f"taught the problems of {teach_path} (final loss {loss:.3f})")
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
@@ -82,8 +127,9 @@ def build(out_dir, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
+    parser.add_argument("--teach", metavar="INFO_JSONL", help="drill the model on these problems (the demo)")
     args = parser.parse_args(argv)
-    out = build(args.out_dir)
+    out = build(args.out_dir, teach_path=args.teach)
     print(f"tiny model written to {out}")
 
 
