@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from conftest import SHARED, run_script
 
 from utils.prompts import HARMONY_TEMPLATE, INFER_SUFFIX, infer_prompt
@@ -135,29 +136,59 @@ def test_chunks_are_shuffled_deterministic_and_replace_stale_parts(tmp_path):
     assert read_parts(out)[1] == rows  # same seed, same order
 
 
+BENCH_PROBLEMS = [
+    "Let $ABC$ be a triangle with $AB = 13$, $BC = 14$ and $CA = 15$. Find the radius of the circle tangent to all "
+    "three sides of the triangle, and express the area of the triangle in terms of that radius.",
+    "A sequence is defined by $a_1 = 3$ and $a_{n+1} = 2a_n - 1$ for every positive integer $n$. Find the "
+    "remainder when $a_{2024}$ is divided by $1000$.",
+    "How many positive divisors of $2^{10} 3^{6}$ are perfect squares but not perfect cubes?",
+]
+
+
+def write_benchmarks(folder):
+    """Two small benchmark files of our own, in the benchmark format (id, problem, answer)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    a, b = folder / "bench_a.jsonl", folder / "bench_b.jsonl"
+    a.write_text("".join(json.dumps({"id": str(i), "problem": p, "answer": "1"}) + "\n"
+                         for i, p in enumerate(BENCH_PROBLEMS[:2])))
+    b.write_text(json.dumps({"id": "0", "problem": BENCH_PROBLEMS[2], "answer": "1"}) + "\n")
+    return a, b
+
+
 def test_filters_dedup_decontaminate_max_tokens(tmp_path, tiny_model):
-    aime = json.loads((SHARED / "benchmarks" / "aime24.jsonl").read_text().splitlines()[0])["problem"]
+    bench = BENCH_PROBLEMS[1]
     long_final = "word " * 400
     recs = [
         record(0),
         record(1),  # the same answer to the same problem again
-        record(2, problem=aime),  # a benchmark problem
-        record(3, problem="Moreover, " + aime[:200]),  # a part of one, with other words around it
+        record(2, problem=bench),  # a benchmark problem
+        record(3, problem="Moreover, " + bench[:90]),  # a part of one, with other words around it
         record(4, answer=harmony_answer(final=long_final)),
         record(5, problem="How many primes are less than 20?"),
     ]
     path = write_judged(tmp_path / "exp", recs)
-    proc = convert(path, "--dedup", "--decontaminate", SHARED / "benchmarks" / "aime24.jsonl",
-                   "--decontaminate", SHARED / "benchmarks" / "math500.jsonl",
+    a, b = write_benchmarks(tmp_path / "benchmarks")
+    proc = convert(path, "--dedup", "--decontaminate", a, "--decontaminate", b,
                    "--max-tokens", "300", "--tokenizer", tiny_model)
     assert proc.returncode == 0, proc.stderr
     _, rows = read_parts(tmp_path / "exp" / "format_data")
     assert sorted(r["messages"][0]["content"] for r in rows) == sorted(
         [infer_prompt("What is $3 + 4$?"), infer_prompt("How many primes are less than 20?")])
-    assert "-2  contaminated (8-gram overlap with 530 problems of 2 benchmark source(s))" in proc.stdout
+    assert "-2  contaminated (8-gram overlap with 3 problems of 2 benchmark source(s))" in proc.stdout
     assert "-1  duplicate answers" in proc.stdout
     assert "-1  longer than 300 tokens" in proc.stdout
     assert "         2  written" in proc.stdout
+
+
+@pytest.mark.skipif(not (SHARED / "benchmarks" / "aime24.jsonl").exists(),
+                    reason="needs ../shared/benchmarks (absent in a user's clone)")
+def test_decontaminate_against_the_public_benchmarks(tmp_path):
+    aime = json.loads((SHARED / "benchmarks" / "aime24.jsonl").read_text().splitlines()[0])["problem"]
+    path = write_judged(tmp_path / "exp", [record(0), record(1, problem=aime)])
+    proc = convert(path, "--decontaminate", SHARED / "benchmarks" / "aime24.jsonl",
+                   "--decontaminate", SHARED / "benchmarks" / "math500.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert "-1  contaminated (8-gram overlap with 530 problems of 2 benchmark source(s))" in proc.stdout
 
 
 def test_decontaminate_with_an_unloadable_dataset_id_is_one_error_line(tmp_path):

@@ -97,16 +97,25 @@ class ServerPool:
                 last = now
             await asyncio.sleep(1.0)
 
-    async def model_name(self):
-        """The served model name, from /v1/models of the first server that answers."""
+    async def model_name(self, rounds=5):
+        """The served model name, from /v1/models of the first server that answers (a few rounds, backing off)."""
         errors = []
-        for s in self.servers:
-            try:
-                data = await self._get(s.url + "/v1/models", timeout=30.0)
-                return data["data"][0]["id"]
-            except Exception as e:  # any failure here means "try the next server"
-                errors.append(f"{s.url}: {type(e).__name__}")
-        raise NoServerError("no server answered /v1/models (" + "; ".join(errors) + ")")
+        for attempt in range(rounds):
+            refused = 0
+            for s in self.servers:
+                try:
+                    data = await self._get(s.url + "/v1/models", timeout=30.0)
+                    return data["data"][0]["id"]
+                except aiohttp.ClientResponseError as e:
+                    errors.append(f"{s.url}: HTTP {e.status}")
+                    refused += e.status in (401, 403)
+                except Exception as e:  # any other failure here means "try the next server"
+                    errors.append(f"{s.url}: {type(e).__name__}")
+            if refused == len(self.servers):  # waiting will not change a wrong key
+                raise NoServerError("every server refused the API key (HTTP 401/403); check api_key_env")
+            if attempt + 1 < rounds:
+                await asyncio.sleep(self._backoff(attempt))
+        raise NoServerError("no server answered /v1/models (" + "; ".join(errors[-len(self.servers):]) + ")")
 
     # ---- routing -------------------------------------------------------------------------------------------
     async def _acquire(self):

@@ -66,6 +66,7 @@ SCHEMA = {
     "max_inflight_per_server": Field("int", 256),
     "request_timeout": Field("float", 7200.0),
     "max_retries": Field("int", 5),
+    "retry_backoff": Field("float", 1.0),  # seconds before the first retry; doubles each time, up to 60
     "server_down_timeout": Field("float", 1800.0),
     "flush_every": Field("int", 64),
     # --- labels (vote, judge, judge_vote) ---
@@ -194,6 +195,8 @@ def _check_pipeline(cfg):
         bad("grader_workers", f"must be at least 1, got {cfg.grader_workers}")
     if cfg.grader_timeout <= 0:
         bad("grader_timeout", f"must be positive, got {cfg.grader_timeout}")
+    if cfg.retry_backoff < 0:
+        bad("retry_backoff", f"must be 0 or more, got {cfg.retry_backoff}")
     if cfg.max_retries < 0:
         bad("max_retries", f"must be 0 or more, got {cfg.max_retries}")
     if cfg.temperature < 0:

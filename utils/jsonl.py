@@ -49,8 +49,8 @@ def read_records(path, torn_tail_ok=False):
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start})") from None
-            try:
-                record = json.loads(text)
+            try:  # without its newline, so that a column in the message is a column of the line
+                record = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(record, dict):

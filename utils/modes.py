@@ -42,7 +42,8 @@ class LLM:
         self.pool = ServerPool(client_urls(cfg), api_key=api_key(cfg),
                                max_inflight_per_server=cfg.max_inflight_per_server,
                                request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
-                               server_down_timeout=cfg.server_down_timeout, log=log)
+                               server_down_timeout=cfg.server_down_timeout, backoff_base=cfg.retry_backoff,
+                               log=log)
         await self.pool.__aenter__()
         try:
             if cfg.wait_servers_up:
@@ -443,7 +444,7 @@ class JudgeVote(Judge):
         self.labels = {}
         for path in jsonl.folder_files(folder, include_part=False):
             for lineno, rec in jsonl.read_records(path):
-                if not isinstance(rec.get("index"), str) or not isinstance(rec.get("vote"), (dict, type(None))):
+                if not isinstance(rec.get("index"), str) or not isinstance(rec.get("vote", 0), (dict, type(None))):
                     raise DataError(f"{path}:{lineno}: fields 'index' and 'vote' are required; not a vote record")
                 self.labels[rec["index"]] = json.dumps(rec["vote"] or {}, ensure_ascii=False)
 

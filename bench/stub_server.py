@@ -1,0 +1,108 @@
+"""A fast OpenAI-compatible stub server, or a fault-injecting proxy in front of a real one.
+
+    python3 bench/stub_server.py --port 9001                                   # answers /v1/completions itself
+    python3 bench/stub_server.py --port 9001 --upstream http://127.0.0.1:8040 --fail 0.2 --stall 5
+
+As a stub it answers every completion at once (after --delay seconds), so a benchmark measures the client, not a
+model. As a proxy it forwards to --upstream, and for a --fail share of /v1 requests it injects one of the faults a
+real server cannot be made to produce on demand: HTTP 500, HTTP 503, a connection reset, or a stall of --stall
+seconds (past the client's timeout). With --api-key-env it refuses /v1 requests without that bearer token, as vLLM
+does. On SIGTERM it writes what it saw (requests per path, faults per kind) to --stats as JSON.
+"""
+import argparse
+import asyncio
+import json
+import os
+import random
+
+from aiohttp import ClientSession, ClientTimeout, web
+
+FAULTS = ("http500", "http503", "reset", "stall")
+
+
+def make_app(args):
+    rng = random.Random(args.seed)
+    stats = {"requests": 0, "by_path": {}, "faults": {k: 0 for k in FAULTS}, "unauthorized": 0}
+    key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    app = web.Application(client_max_size=64 << 20)
+
+    async def upstream_session(app):
+        app["session"] = ClientSession(timeout=ClientTimeout(total=None)) if args.upstream else None
+        yield
+        if app["session"] is not None:
+            await app["session"].close()
+        if args.stats:
+            with open(args.stats, "w") as f:
+                json.dump(stats, f)
+
+    app.cleanup_ctx.append(upstream_session)
+
+    async def stub_answer(request):
+        if request.path == "/v1/models":
+            return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+        body = await request.json()
+        if args.delay:
+            await asyncio.sleep(args.delay)
+        text = "The answer is $\\boxed{42}$."
+        if body.get("echo"):
+            text = body.get("prompt", "") + text
+        return web.json_response({"object": "text_completion", "model": "stub",
+                                  "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                                  "usage": {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18}})
+
+    async def forward(request):
+        data = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
+        async with app["session"].request(request.method, args.upstream + request.path_qs, data=data,
+                                          headers=headers) as r:
+            return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+
+    async def handle(request):
+        stats["requests"] += 1
+        stats["by_path"][request.path] = stats["by_path"].get(request.path, 0) + 1
+        if request.path.startswith("/v1"):
+            if key and request.headers.get("Authorization") != f"Bearer {key}":
+                stats["unauthorized"] += 1
+                return web.json_response({"error": "Unauthorized"}, status=401)
+            if rng.random() < args.fail:
+                fault = rng.choice(FAULTS)
+                stats["faults"][fault] += 1
+                if fault == "http500":
+                    return web.Response(status=500, text="injected fault")
+                if fault == "http503":
+                    return web.Response(status=503, text="injected fault")
+                if fault == "reset":
+                    request.transport.abort()  # the client sees its connection reset mid-request
+                    return web.Response(status=500)
+                await asyncio.sleep(args.stall)  # then answer, long after the client gave up
+        if args.upstream:
+            return await forward(request)
+        if request.path == "/health":
+            return web.Response(text="")
+        return await stub_answer(request)
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", help="forward to this server instead of answering")
+    parser.add_argument("--fail", type=float, default=0.0, help="share of /v1 requests that get a fault")
+    parser.add_argument("--stall", type=float, default=30.0, help="seconds a stalled request hangs")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds the stub takes per completion")
+    parser.add_argument("--api-key-env", help="require the bearer token held by this environment variable")
+    parser.add_argument("--stats", help="write request and fault counts here on exit")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.upstream:
+        args.upstream = args.upstream.rstrip("/")
+    # handle_signals: SIGTERM ends the server through its cleanup, so the stats file is written.
+    web.run_app(make_app(args), host=args.host, port=args.port, print=None, access_log=None,
+                handle_signals=True)
+
+
+if __name__ == "__main__":
+    main()
