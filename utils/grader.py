@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 from fractions import Fraction
 
@@ -1027,12 +1028,15 @@ class Grader:
     pair is computed once; `computed` counts worker tasks. The pool starts on the first worker task, or start().
     """
 
-    def __init__(self, workers: int | None = None, timeout: float = 5.0, cache_size: int = 1_000_000):
+    def __init__(self, workers: int | None = None, timeout: float = 5.0, cache_size: int = 50_000):
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.timeout = timeout
         self.cache_size = cache_size
         self.computed = 0
-        self._cache: dict[tuple[str, str], Future] = {}
+        # Verdicts as plain values in an LRU (a Future per entry would cost ~1 KB each, and a run of millions of
+        # records would grow with it); futures only for the pairs in flight, so concurrent submits share one.
+        self._done: OrderedDict[tuple[str, str], bool | None] = OrderedDict()
+        self._pending: dict[tuple[str, str], Future] = {}
         self._lock = threading.Lock()
         self._pool = None
 
@@ -1042,30 +1046,50 @@ class Grader:
             self._pool = pebble.ProcessPool(max_workers=self.workers, initializer=_worker_init)
         return self._pool
 
+    def _remember(self, key, verdict):
+        self._done[key] = verdict
+        if len(self._done) > self.cache_size:
+            self._done.popitem(last=False)  # the least recently used
+
     def submit(self, gold: str, pred: str, timeout: float | None = None) -> Future:
         gold = gold if isinstance(gold, str) else ("" if gold is None else str(gold))
         pred = pred if isinstance(pred, str) else ("" if pred is None else str(pred))
         key = (gold, pred)
-        with self._lock:  # the future goes into the cache first, so concurrent submits of a pair share it
-            fut = self._cache.get(key)
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return _resolved(self._done[key])
+            fut = self._pending.get(key)
             if fut is not None:
                 return fut
-            fut = self._cache[key] = Future()
-            if len(self._cache) > self.cache_size:
-                self._cache.pop(next(iter(self._cache)))  # the oldest entry
         quick = _cheap_verdict(gold, pred)
         if quick is not None:
-            fut.set_result(quick)
-            return fut
+            with self._lock:
+                self._remember(key, quick)
+            return _resolved(quick)
         with self._lock:
+            fut = self._pending.get(key)
+            if fut is not None:  # another thread submitted the pair meanwhile
+                return fut
+            fut = self._pending[key] = Future()
             self.computed += 1
             pool = self._get_pool()
+
+        def finish(task):
+            verdict = _verdict(task)
+            with self._lock:
+                self._pending.pop(key, None)
+                self._remember(key, verdict)
+            fut.set_result(verdict)
+
         try:
             task = pool.schedule(_worker_task, args=(gold, pred), timeout=self.timeout if timeout is None else timeout)
         except Exception:  # a closed or broken pool: the check cannot run
+            with self._lock:
+                self._pending.pop(key, None)
             fut.set_result(None)
             return fut
-        task.add_done_callback(lambda t: fut.set_result(_verdict(t)))
+        task.add_done_callback(finish)
         return fut
 
     def start(self) -> "Grader":
@@ -1090,6 +1114,12 @@ class Grader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _resolved(verdict) -> Future:
+    fut = Future()
+    fut.set_result(verdict)
+    return fut
 
 
 def _verdict(task) -> bool | None:

