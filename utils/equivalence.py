@@ -1,0 +1,721 @@
+"""Mathematical equivalence of two answers: canonical forms, lists and labels, numbers and symbols.
+
+Runs only inside the grader's worker processes (utils/grader.py): it imports math-verify and sympy, whose checks
+can hang on inputs like 5^{5^{5^{5}}} and whose own timeouts use signal.alarm, so the pool's per-task timeout is
+what bounds them. `_grade(gold, pred)` is the whole decision.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from utils.answers import (_DEGREE, _SIZING, _SPACING, _TEXT_CMD, _TRIG, _answer_part, _is_wordy,
+                           _plain_numbers_equal, _strip_delims, _unwrap_cmd, _whole_box)
+
+# ================================================================ canonical forms (used inside the workers)
+
+_UNICODE = {"−": "-", "–": "-", "×": "\\times ", "÷": "\\div ", "²": "^2", "³": "^3", "≤": "\\leq ",
+            "≥": "\\geq ", "≠": "\\neq ", "π": "\\pi ", "∞": "\\infty ", "√": "\\sqrt", "∪": "\\cup ",
+            "：": ":", "，": ",", "；": ";", "（": "(", "）": ")", "€": "", "£": "", "¥": "", "元": "",
+            "\\varnothing": "\\emptyset"}
+
+
+def _canon(s: str) -> str:
+    """Spelling-level canonical form of one answer: same math, same string, as far as string rules can tell."""
+    for k, v in _UNICODE.items():
+        s = s.replace(k, v)
+    s = _whole_box(_strip_delims(s) if "$" in s or "\\(" in s or "\\[" in s else s.strip())
+    s = _SIZING.sub("", s)
+    s = re.sub(r"(\d)\s*(?:,\\!|\{,\}|\\,)\s*(?=\d{3}(?!\d))", r"\1", s)  # LaTeX thousands separators
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = re.sub(r"\\[dt]binom", r"\\binom", s)
+    s = re.sub(r"\\(le|ge|ne)(?![a-zA-Z])", r"\\\1q", s)
+    s = re.sub(r"\\(leq|geq)slant", r"\\\1", s)
+    s = s.replace(">=", "\\geq ").replace("<=", "\\leq ").replace("!=", "\\neq ")
+    s = re.sub(r"\\lt(?![a-zA-Z])", "<", s)
+    s = re.sub(r"\\gt(?![a-zA-Z])", ">", s)
+    s = re.sub(r"\\langle(?![a-zA-Z])", "(", s)
+    s = re.sub(r"\\rangle(?![a-zA-Z])", ")", s)
+    s = re.sub(r"\\(?:text|mbox|textnormal|textrm)\s*\{\s*(?:and|or|,)\s*\}", " , ", s)
+    s = _unwrap_cmd(s, _TEXT_CMD, " ")
+    s = _SPACING.sub(" ", s)
+    s = s.replace("\\%", "%")
+    s = re.sub(r"\s*\b(?:percent|pct)\b", "%", s)
+    s = s.replace("\\$", "").replace("$", "")
+    if _TRIG.search(s):  # degrees inside trig arguments mean pi/180; a bare "90^\circ" is just 90
+        s = re.sub(r"(\d+(?:\.\d+)?)\s*" + _DEGREE.pattern, r"(\1\\pi/180)", s)
+    s = _DEGREE.sub("", s)
+    s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
+    s = re.sub(r"\\frac\s*(\d)\s*\{", r"\\frac{\1}{", s)
+    s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)
+    s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])(?![a-zA-Z])", r"\\sqrt{\1}", s)
+    s = re.sub(r"^[*\s]+|[*\s.,;:]+$", "", s)  # markdown emphasis and closing punctuation
+    s = re.sub(r"\s+", " ", s)
+    return _join_thousands(s)
+
+
+_THOUSANDS = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d|,\d)"  # 7,425,000
+                        r"|(?<![\d.])(?<!\d )\d{1,3}(?: \d{3})+(?:\.\d+)?(?!\d| \d)")  # 7 425 000
+
+
+def _depths(s: str) -> list[int]:
+    """Bracket depth before each character; any of ( [ { opens and ) ] } closes (intervals mix them)."""
+    out, d = [], 0
+    for c in s:
+        out.append(d)
+        if c in "([{":
+            d += 1
+        elif c in ")]}":
+            d = max(0, d - 1)
+    return out
+
+
+def _join_thousands(s: str) -> str:
+    # Only at top level: "(5,250)" is a pair, "5,250" is a number.
+    depth = _depths(s)
+    for m in reversed(list(_THOUSANDS.finditer(s))):
+        if depth[m.start()] == 0:
+            s = s[:m.start()] + m.group().replace(",", "").replace(" ", "") + s[m.end():]
+    return s
+
+
+def _split_top(s: str, seps: str) -> list[str]:
+    """Split at separators outside brackets and LaTeX environments."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if s.startswith("\\begin", i):
+            depth += 1
+        elif s.startswith("\\end", i):
+            depth = max(0, depth - 1)
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        elif c in seps and depth == 0:
+            parts.append(s[start:i])
+            start = i + 1
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts]
+
+
+def _enclosing(s: str) -> tuple[str, str] | None:
+    """(opener, closer) when one bracket pair encloses the whole string: '(1, 2)', '[0, 1)', '\\{1\\}'."""
+    if len(s) < 2 or s[0] not in "([{\\" or s[-1] not in ")]}":
+        return None
+    opener = "\\{" if s.startswith("\\{") else s[0]
+    closer = "\\}" if s.endswith("\\}") else s[-1]
+    if opener not in ("(", "[", "{", "\\{"):
+        return None
+    depth = 0
+    for i, c in enumerate(s):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0 and i != len(s) - 1:
+                return None
+    return (opener, closer) if depth == 0 else None
+
+
+# ---------------------------------------------------------------- labels, items and structure
+
+_GREEK = ("alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|rho|"
+          "sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|Lambda|Xi|Sigma|Phi|Psi|Omega")
+_SUB = r"(?:_(?:[A-Za-z0-9]|\{[A-Za-z0-9,]{1,12}\}))?'*"
+_NAME = rf"(?:[A-Za-z]{{1,20}}|\\(?:{_GREEK})){_SUB}"
+_FUNC = rf"(?:[A-Za-z]|\\(?:{_GREEK})){_SUB}\([A-Za-z0-9,]{{0,20}}\)"
+_ATOM = rf"(?:{_FUNC}|{_NAME}|\|{_NAME}\||\\overline\{{[A-Za-z]{{1,4}}\}}|m?\\angle[A-Z]{{1,3}})"
+_LABEL = re.compile(rf"{_ATOM}(?:[:/]{_ATOM})*|\\frac\{{{_ATOM}\}}\{{{_ATOM}\}}|\({_ATOM}(?:,{_ATOM})+\)")
+
+
+def _is_label(s: str) -> bool:
+    """A name for the answer (x, a_3, f(x), |AB|, A:B, \\frac{NO}{BO}, (p,q)), not an expression of unknowns."""
+    return len(s) <= 80 and bool(_LABEL.fullmatch(s.replace(" ", "")))
+
+
+def _label_key(s: str) -> str:
+    return s.replace(" ", "").replace("{", "").replace("}", "")
+
+
+def _has_unknowns(s: str) -> bool:
+    return bool(re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", s)))
+
+
+class _Item:
+    """One answer of a (possibly multi-part) answer: label = value, an equation, or a bare value."""
+
+    def __init__(self, text: str):
+        self.text, self.label, self.value, self.equation = text, None, text, False
+        m = re.search(r"\\in(?![a-zA-Z])", text)
+        if m and _is_label(text[:m.start()].strip()):
+            self.label, self.value = text[:m.start()].strip(), text[m.end():].strip()
+            return
+        parts = _split_top(text, "=") if "=" in text else [text]
+        if len(parts) >= 2 and all(parts):
+            if _is_label(parts[0]):
+                self.label, self.value = parts[0], parts[-1]
+            else:
+                self.equation = True
+
+    def key(self) -> str:
+        return _atom_key(self.text)
+
+
+def _expand_pm(item: str) -> list[str]:
+    # One \pm stands for two answers; several (\pm a \pm b) are left to math-verify.
+    if item.count("\\pm") + item.count("\\mp") == 1 and "\\mp" not in item:
+        return [item.replace("\\pm", "+", 1), item.replace("\\pm", "-", 1)]
+    return [item]
+
+
+def _structure(ans: str) -> tuple[list[_Item], bool]:
+    """The answers in an answer string (a list, a set, solution tuples, one value), and whether it was a {set}."""
+    s = _canon(ans)
+    s = re.sub(r"(?<=[)\]}])\s*\b(?:and|or)\b\s*(?=[(\[{\\])|\s+\b(?:and|or)\b\s+", " , ", s)
+    enc = _enclosing(s)
+    braced = bool(enc) and enc[0] in ("{", "\\{")
+    if braced:  # a set: its elements are the answers
+        s = s[len(enc[0]):len(s) - len(enc[1])]
+    elif enc == ("(", ")") and len(_split_top(s[1:-1], "=")) > 1 and len(_split_top(s[1:-1], ",")) == 1:
+        s = s[1:-1]  # "(35 + 70 = 105)": a parenthesized computation, not a tuple
+    groups = [g for g in _split_top(s, ";") if g]
+    split = [[x for x in _split_top(g, ",") if x] for g in groups]
+    if len(split) > 1 and all(len(g) > 1 for g in split):
+        # "p=5,q=2;p=7,q=2": each group is one solution tuple
+        texts = ["(" + ",".join(_Item(x).value for x in g) + ")" for g in split]
+    else:
+        texts = [x for g in split for x in g]
+    texts = [re.sub(r"^(?:and|or)\s+", "", t) for t in texts]
+    items = [_Item(e) for t in texts if t for e in _expand_pm(t)]
+    items = _solution_tuples(items)
+    unique, seen = [], set()
+    for it in items:
+        if it.key() not in seen:
+            seen.add(it.key())
+            unique.append(it)
+    return unique, braced
+
+
+def _solution_tuples(items: list[_Item]) -> list[_Item]:
+    """'p = 5, q = 2, p = 7, q = 2' lists two solutions (5, 2) and (7, 2): labels repeating in a cycle."""
+    labels = [_label_key(i.label) if i.label else None for i in items]
+    if len(items) < 4 or not all(labels) or labels[0] not in labels[1:]:
+        return items
+    k = labels.index(labels[0], 1)
+    cyclic = all(labels[i] == labels[i % k] for i in range(len(labels)))
+    if k < 2 or len(items) % k or len(set(labels[:k])) != k or not cyclic:
+        return items
+    return [_Item("(" + ",".join(i.value for i in items[j:j + k]) + ")") for j in range(0, len(items), k)]
+
+
+def _atom_key(s: str) -> str:
+    s = re.sub(r"\s+", "", s)
+    if re.fullmatch(r"[+-]?\d+", s):
+        s = str(int(s))
+    return s
+
+
+# ================================================================ the checks (run in a worker process)
+
+_MC = re.compile(r"\(([A-J])\)(?:\s*(.+))?|([A-J])(?:[.:)](?:\s+(.+))?|\s+([^\W\d_].*))?", re.S)
+
+
+def _mc_letter(ans: str) -> tuple[str, str] | None:
+    """(letter, option text) of a multiple-choice answer like 'C', '(D) Alina', '\\text{(C)}'."""
+    s = _canon(ans)
+    m = _MC.fullmatch(s)
+    if not m:
+        return None
+    return (m.group(1) or m.group(3)), (m.group(2) or m.group(4) or m.group(5) or "").strip()
+
+
+_MC_KEYWORD = re.compile(r"answer|réponse|respuesta|resposta|antwort|risposta|ответ|答案|答え|정답", re.I)
+_LONE_LETTER = re.compile(r"(?<![A-Za-z0-9\\])([A-HJ])(?![A-Za-z0-9])")
+
+
+def _mc_from_prose(text: str, first: bool) -> str | None:
+    """The option letter a sentence settles on: 'D. because...', '...the answer is C', '...I think it's B'."""
+    m = re.match(r"\s*\(?([A-J])\)?(?:[.:)。，,]|\s*$|(?=[^\x00-\x7f]))", text)
+    if m:
+        return m.group(1)
+    keywords = list(_MC_KEYWORD.finditer(text))
+    m = _LONE_LETTER.search(text, keywords[-1].end()) if keywords else None
+    if m:  # the first letter after the last "answer"
+        return m.group(1)
+    letters = _LONE_LETTER.findall(text)
+    return (letters[0] if first else letters[-1]) if letters else None
+
+
+def _grade_mc(gold_mc: tuple[str, str], pred: tuple[str, str]) -> bool:
+    kind, ans = pred
+    got = _mc_letter(ans)
+    if got:
+        return got[0] == gold_mc[0]
+    if gold_mc[1] and _text_key(_canon(ans)) == _text_key(gold_mc[1]):
+        return True  # the option's text instead of its letter
+    if kind in ("prose", "phrase"):  # a bare "E*2" is not the letter E
+        return _mc_from_prose(_strip_delims(ans), first=kind == "phrase") == gold_mc[0]
+    return False
+
+
+def _text_key(s: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", s.lower())
+
+
+_MATH_WORDS = {"sin", "cos", "tan", "sec", "csc", "cot", "log", "ln", "exp", "arcsin", "arccos", "arctan", "sqrt",
+               "frac", "pi", "infty", "cup", "cap", "and", "or", "mod", "pmod", "gcd", "lcm", "max", "min", "lim"}
+
+
+def _is_text_answer(s: str) -> bool:
+    """Words rather than math: 'Evelyn', 'oddd', 'The midpoints form a regular hexagon'."""
+    if "\\" in s or re.search(r"[=<>^_{}+*/]", s):
+        return False
+    words = re.findall(r"[A-Za-z]+", s)
+    long = [w for w in words if len(w) >= 4 and w.lower() not in _MATH_WORDS]
+    return bool(long) or len([w for w in words if len(w) >= 2]) >= 2
+
+
+_UNIT_HEAD = re.compile(r"(?:[\d.,\s^{}()/+\-]|\\(?:frac|sqrt|pi|cdot|times))+")
+_SHORT_UNITS = {"m", "g", "s", "h", "l", "L", "K", "N", "J", "W", "V", "km", "cm", "mm", "kg", "mg", "ml", "mL"}
+
+
+def _strip_units(s: str) -> str:
+    """'10 cm^2' -> '10', '64 square feet' -> '64', '10weeks' -> '10'; leaves '2x', '5\\sqrt{2}'."""
+    if len(s) > 200:
+        return s
+    m = re.fullmatch(r"(.*?[\d}])\s*([A-Za-z]+(?:(?:\.\s*|\s+)[A-Za-z]+){0,3}\.?)\s*(?:\^\{?[23]\}?)?", s)
+    if not m or not _UNIT_HEAD.fullmatch(m.group(1)) or not re.search(r"\d", m.group(1)):
+        return s
+    words = m.group(2).replace(".", " ").split()
+    if all((len(w) >= 2 and w.lower() not in _MATH_WORDS) or w in _SHORT_UNITS for w in words):
+        if len(words) == 1 and len(words[0]) <= 2 and words[0] not in _SHORT_UNITS:
+            return s
+        return m.group(1).strip()
+    return s
+
+
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:([apAP])\.?\s*[mM]\.?)?")
+_BASE = re.compile(r"(\d[0-9A-Za-z]*)_\{?(\d{1,2})\}?")
+
+
+def _time_of(s: str) -> int | None:
+    m = _TIME.fullmatch(s)
+    if not m or int(m.group(2)) >= 60 or int(m.group(1)) > 24:
+        return None
+    h = int(m.group(1))
+    if m.group(4):
+        h = h % 12 + (12 if m.group(4).lower() == "p" else 0)
+    return h * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
+
+
+def _base_number(s: str) -> tuple[str, int] | None:
+    m = _BASE.fullmatch(s.replace(" ", ""))
+    if not m:
+        return None
+    digits, base = m.group(1).upper(), int(m.group(2))
+    if not 2 <= base <= 36 or any(int(d, 36) >= base for d in digits):
+        return None
+    return digits.lstrip("0") or "0", base
+
+
+def _mixed_numbers(s: str) -> str:
+    # 1\frac{1}{2} and "1 1/2" are 1 + 1/2 (only for proper fractions of plain integers)
+    def mixed(m):
+        whole, num, den = m.group(1), int(m.group(2)), int(m.group(3))
+        return f"({whole}+\\frac{{{num}}}{{{den}}})" if 0 < num < den else m.group(0)
+    s = re.sub(r"(?<![\w.}^_])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}", mixed, s)
+    return re.sub(r"(?<![\w.}^_/])(\d+) (\d+)/(\d+)(?![\d/])", mixed, s)
+
+
+def _matrix(s: str) -> list[list[str]] | None:
+    m = re.fullmatch(r"[(\[]?\s*\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}\s*[)\]]?", s, re.S)
+    if not m or "\\begin" in m.group(2) or "\\end" in m.group(2):
+        return None  # a sum or product of matrices, or nested environments
+    rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip() and not r.strip().startswith("\\hline")]
+    return [[c.strip() for c in r.split("&")] for r in rows] or None
+
+
+def _sequence(s: str) -> tuple[str, str, list[str]] | None:
+    """'(1, 2)' -> ('(', ')', ['1', '2']): tuples, points, intervals, bracketed lists."""
+    enc = _enclosing(s)
+    if not enc or enc[0] in ("{", "\\{"):
+        return None
+    elems = _split_top(s[1:-1], ",;")
+    return (enc[0], enc[1], elems) if len(elems) >= 2 and all(elems) else None
+
+
+def _decimals(s: str) -> int | None:
+    found = [len(d) for d in re.findall(r"\d\.(\d+)", s)]
+    return min(found) if found else None
+
+
+class _MV:
+    """math-verify and sympy, imported in the worker only."""
+    ready = False
+
+    @classmethod
+    def load(cls):
+        if cls.ready:
+            return
+        logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+        logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
+        import math_verify
+        import sympy
+        cls.mv, cls.sympy = math_verify, sympy
+        cls.latex_cfg = [math_verify.LatexExtractionConfig(boxed_match_priority=0)]
+        cls.ready = True
+
+
+def _parse(s: str):
+    """The sympy object math-verify reads from a bare answer (wrapped in \\boxed: parsed bare, '2\\sqrt{2}' is 2)."""
+    _MV.load()
+    opened = sum(s.count(c) for c in "([{") - sum(s.count(c) for c in ")]}")
+    if len(s) > 1500 or abs(opened) > 1:
+        return None  # not an answer but a runaway or broken string: the LaTeX parser would crawl through it
+    try:
+        got = _MV.mv.parse("\\boxed{" + s + "}", extraction_config=_MV.latex_cfg, parsing_timeout=None)
+    except Exception:
+        return None
+    objs = [g for g in got if not isinstance(g, str)]
+    if not objs:
+        return None
+    obj = objs[0]
+    try:  # latex2sympy reads i as a variable; in a final answer it is the imaginary unit
+        imag = [x for x in obj.free_symbols if x.name == "i"]
+        if imag:
+            obj = obj.subs(imag[0], _MV.sympy.I)
+    except Exception:
+        pass
+    return obj
+
+
+def _bounded(expr) -> bool:
+    """No power towers or huge exponents: evaluating those numerically is where sympy hangs."""
+    sp = _MV.sympy
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Pow):
+            e = node.exp
+            if e.is_Number:
+                if abs(e) > 10_000:
+                    return False
+            elif any(isinstance(a, sp.Pow) for a in sp.preorder_traversal(e)):
+                return False
+    return True
+
+
+def _number(expr):
+    sp = _MV.sympy
+    if not isinstance(expr, sp.Expr) or expr.free_symbols or not _bounded(expr):
+        return None
+    try:
+        v = sp.N(expr, 40)
+        re_, im_ = v.as_real_imag()
+        re_, im_ = sp.Float(re_, 40), sp.Float(im_, 40)
+    except Exception:
+        return None
+    return (re_, im_) if re_.is_finite and im_.is_finite else None
+
+
+def _numbers_equal(g: str, p: str, ge, pe) -> bool | None:
+    """Verdict for two plain numbers, None when they are not both numbers. Exact unless a side is a decimal."""
+    a, b = _number(ge), _number(pe)
+    if a is None or b is None:
+        return None
+    sp = _MV.sympy
+    scale = max(abs(complex(a[0], a[1])), abs(complex(b[0], b[1])), 1e-300)
+    if not (ge.has(sp.Float) or pe.has(sp.Float)):
+        try:  # exact values: integers and rationals compare exactly, at any size (2^{100} vs its digits)
+            gd, pd = ge.doit(), pe.doit()
+            if gd.is_Rational and pd.is_Rational:
+                return bool(gd == pd)
+            d = sp.N(gd - pd, 50).as_real_imag()
+            return abs(complex(d[0], d[1])) <= 1e-40 * max(scale, 1.0)
+        except Exception:
+            return None
+    diff = abs(complex(a[0] - b[0], a[1] - b[1]))
+    # A decimal answer is right if it is what the exact value rounds to, within a tight relative error.
+    dec = [d for d in (_decimals(g), _decimals(p)) if d is not None]
+    if dec and diff > 0.5 * 10.0 ** -min(dec) + 1e-12 * scale:
+        return False
+    return diff <= 1e-6 * scale
+
+
+def _math_equal(g: str, p: str) -> bool:
+    ge, pe = _parse(g), _parse(p)
+    if ge is None or pe is None:
+        return False
+    num = _numbers_equal(g, p, ge, pe)
+    if num is not None:
+        return num
+    if _MV.mv.verify(ge, pe, allow_set_relation_comp=True, timeout_seconds=None):
+        return True
+    return _proportional_equations(ge, pe) or _agree_at_points(ge, pe)
+
+
+# Values for the unknowns of a symbolic identity test: positive (no branch cuts), irrational-ish, distinct.
+_POINTS = [(0.7317, 1.3791, 2.1129, 0.5413), (1.6180, 0.4142, 1.2599, 2.7183), (2.2361, 1.7321, 0.6931, 1.4427)]
+
+
+def _agree_at_points(ge, pe) -> bool:
+    """Two expressions in the same unknowns that agree at several generic points are the same function.
+
+    This catches identities sympy's simplify misses (rational powers, Floats like ^{0.5}); unknowns are taken
+    positive, as answer variables (lengths, radii, rates) usually are.
+    """
+    sp = _MV.sympy
+    if not (isinstance(ge, sp.Expr) and isinstance(pe, sp.Expr)):
+        return False
+    syms = sorted(ge.free_symbols, key=lambda x: x.name)
+    if not syms or set(syms) != pe.free_symbols or len(syms) > 4 or not (_bounded(ge) and _bounded(pe)):
+        return False
+    points = list(_POINTS)
+    if ge.has(sp.Abs) or pe.has(sp.Abs):  # positive points cannot tell |x| from x
+        points.append(tuple(-v if k % 2 == 0 else v for k, v in enumerate(_POINTS[0])))
+    agreed = 0
+    for point in points:
+        values = {x: sp.Float(v, 30) for x, v in zip(syms, point)}
+        a, b = _number(ge.subs(values)), _number(pe.subs(values))
+        if a is None or b is None:
+            continue
+        diff = abs(complex(a[0] - b[0], a[1] - b[1]))
+        if diff > 1e-12 * max(abs(complex(a[0], a[1])), abs(complex(b[0], b[1])), 1.0):
+            return False
+        agreed += 1
+    return agreed >= 2
+
+
+def _proportional_equations(ge, pe) -> bool:
+    """34x+45y-20z+100=0 is -34x-45y+20z-100=0: the two sides' differences differ by a nonzero constant."""
+    sp = _MV.sympy
+    if not (isinstance(ge, sp.Equality) and isinstance(pe, sp.Equality)):
+        return False
+    try:
+        dg, dp = ge.lhs - ge.rhs, pe.lhs - pe.rhs
+        if not dg.free_symbols or dg.free_symbols != dp.free_symbols or dp == 0:
+            return False
+        ratio = sp.simplify(dg / dp)
+        return bool(ratio.is_number and ratio != 0 and ratio.is_finite)
+    except Exception:
+        return False
+
+
+def _atoms_equal(g: str, p: str) -> bool:
+    """Two single answers (no lists, labels stripped)."""
+    g, p = _mixed_numbers(_strip_units(g.strip())), _mixed_numbers(_strip_units(p.strip()))
+    if _atom_key(g) == _atom_key(p):
+        return True
+    gp, pp = g.endswith("%"), p.endswith("%")
+    if gp or pp:  # 10% is 10 or 0.1
+        gv, pv = g.rstrip("%").strip(), p.rstrip("%").strip()
+        if gp and pp:
+            return _atoms_equal(gv, pv)
+        if gp:
+            return _atoms_equal(gv, pv) or _atoms_equal(f"\\frac{{{gv}}}{{100}}", pv)
+        return _atoms_equal(gv, pv) or _atoms_equal(gv, f"\\frac{{{pv}}}{{100}}")
+    if "\\approx" in g or "\\approx" in p:  # the exact part: "x \approx 11" -> 11, "\frac{9.5}{\pi} \approx 3.02"
+        return _atoms_equal(_exact_part(g), _exact_part(p))
+    tg, tp = _time_of(g), _time_of(p)
+    if tg is not None and tp is not None:
+        return tg == tp
+    bg, bp = _base_number(g), _base_number(p)
+    if bg or bp:
+        if bg and bp:
+            return bg == bp
+        other = p if bg else g
+        return other.isdigit() and (other.lstrip("0") or "0") == (bg or bp)[0]
+    if _is_text_answer(g) or _is_text_answer(p):
+        return _text_key(g) == _text_key(p)
+    mg, mp = _matrix(g), _matrix(p)
+    sg, sp_ = _sequence(g), _sequence(p)
+    if mg or mp:
+        if mg and mp:
+            return len(mg) == len(mp) and all(len(r) == len(q) and all(map(_atoms_equal, r, q))
+                                              for r, q in zip(mg, mp))
+        m, seq = (mg, sp_) if mg else (mp, sg)
+        if seq and (len(m) == 1 or all(len(r) == 1 for r in m)):  # a vector written as a list
+            flat = [c for r in m for c in r]
+            pairs = zip(flat, seq[2]) if mg else zip(seq[2], flat)
+            return len(flat) == len(seq[2]) and all(_atoms_equal(a, b) for a, b in pairs)
+    elif sg and sp_:  # tuples, points, intervals: ordered, and the brackets must agree
+        return (sg[0], sg[1]) == (sp_[0], sp_[1]) and len(sg[2]) == len(sp_[2]) and \
+            all(map(_atoms_equal, sg[2], sp_[2]))
+    plain = _plain_numbers_equal(_atom_key(g), _atom_key(p))
+    if plain is not None:
+        return plain
+    if "\\cup" in g and "\\cup" in p:
+        ug, up = re.split(r"\\cup", g), re.split(r"\\cup", p)
+        if len(ug) == len(up) and _match_all(ug, up, _atoms_equal, ordered=False):
+            return True
+    return _math_equal(g, p)
+
+
+def _exact_part(s: str) -> str:
+    parts = re.split(r"\\approx", s)
+    return parts[1] if len(parts) > 1 and _is_label(parts[0].strip()) else parts[0]
+
+
+def _match_all(gs: list, ps: list, eq, ordered: bool) -> bool:
+    """Every gold part matches a distinct pred part (in order when ordered)."""
+    if len(gs) != len(ps):
+        return False
+    if ordered:
+        return all(eq(a, b) for a, b in zip(gs, ps))
+    memo = {}
+
+    def same(i, j):
+        if (i, j) not in memo:
+            memo[i, j] = eq(gs[i], ps[j])
+        return memo[i, j]
+    owner = {}  # pred index -> gold index (augmenting-path bipartite matching)
+
+    def assign(i, seen):
+        for j in range(len(ps)):
+            if j not in seen and same(i, j):
+                seen.add(j)
+                if j not in owner or assign(owner[j], seen):
+                    owner[j] = i
+                    return True
+        return False
+    return all(assign(i, set()) for i in range(len(gs)))
+
+
+def _equations_equal(g: str, p: str) -> bool:
+    ge, pe = _parse(g), _parse(p)
+    if ge is None or pe is None:
+        return False
+    return _MV.mv.verify(ge, pe, timeout_seconds=None) or _proportional_equations(ge, pe)
+
+
+def _interchangeable(a: str, b: str) -> bool:
+    """Same label, or 'f(x) = ...' against 'y = ...' (both name the function's value)."""
+    a, b = _label_key(a), _label_key(b)
+    func = re.compile(_FUNC)
+    return a == b or (a == "y" and bool(func.fullmatch(b))) or (b == "y" and bool(func.fullmatch(a)))
+
+
+def _items_equal(g: _Item, p: _Item) -> bool:
+    if g.key() == p.key():
+        return True
+    if g.label and p.label:
+        if _interchangeable(g.label, p.label):
+            return _atoms_equal(g.value, p.value)
+        return _equations_equal(g.text, p.text)
+    if g.equation or p.equation:
+        if (g.equation or g.label) and (p.equation or p.label):
+            return _equations_equal(g.text, p.text)
+        if g.equation:
+            return False  # "2x + z = 1" is not the value 1
+        # "1/2 + 1/2 = 1" ends in a value; "x + 2 = 5" is an unsolved equation and "7 = 11a+c" says 7, not 11a+c
+        parts = _split_top(p.text, "=")
+        computed = not _has_unknowns(parts[0]) and not re.fullmatch(r"[-+]?\d+(?:\.\d+)?", parts[0].strip())
+        return computed and _atoms_equal(g.value, parts[-1])
+    return _atoms_equal(g.value, p.value)
+
+
+def _roots_labels(items: list[_Item]) -> bool:
+    """x_1, x_2, ... enumerate solutions, whose order is arbitrary."""
+    keys = [_label_key(i.label) for i in items]
+    m = [re.fullmatch(r"([A-Za-z])_(\d+)", k) for k in keys]
+    return all(m) and len({x.group(1) for x in m}) == 1 and sorted(int(x.group(2)) for x in m) == \
+        list(range(1, len(m) + 1))
+
+
+def _union_of_relations(one: list[_Item], many: list[_Item]) -> bool:
+    """'(-\\infty, 2) \\cup (3, \\infty)' against 'x < 2 or x > 3': the union of the inequalities' solution sets."""
+    if len(one) != 1 or len(many) < 2 or not all(re.search(r"[<>]|\\[lg]eq", i.text) for i in many):
+        return False
+    sets = [_parse(i.text) for i in many]
+    target = _parse(one[0].value)
+    try:
+        union = _MV.sympy.Union(*[x.as_set() for x in sets])
+        return target is not None and bool(_MV.mv.verify(target, union, timeout_seconds=None))
+    except Exception:
+        return False
+
+
+def _answers_equal(gold: str, pred: str) -> bool:
+    (gi, g_set), (pi, p_set) = _structure(gold), _structure(pred)
+    if not gi or not pi:
+        return False
+    if len(gi) == 1 and len(pi) == 1:
+        return _items_equal(gi[0], pi[0])
+    for one, many, many_set, gold_first in ((gi, pi, p_set, True), (pi, gi, g_set, False)):
+        seq = _sequence(one[0].value) if len(one) == 1 and not one[0].label else None
+        if seq and seq[:2] == ("(", ")") and not many_set and not any(i.label or i.equation for i in many):
+            # "(7, 6)" written without its parentheses: same entries, same order
+            pairs = zip(seq[2], [i.value for i in many]) if gold_first else zip([i.value for i in many], seq[2])
+            return len(seq[2]) == len(many) and all(_atoms_equal(a, b) for a, b in pairs)
+    if len(gi) != len(pi):
+        return _union_of_relations(gi, pi) or _union_of_relations(pi, gi)
+    g_named = all(i.label for i in gi) and len({_label_key(i.label) for i in gi}) == len(gi)
+    p_named = all(i.label for i in pi) and len({_label_key(i.label) for i in pi}) == len(pi)
+    if g_named and p_named and {_label_key(i.label) for i in gi} == {_label_key(i.label) for i in pi}:
+        by_label = {_label_key(i.label): i for i in pi}
+        return all(_atoms_equal(i.value, by_label[_label_key(i.label)].value) for i in gi)
+    # "x = 1, y = 2" against "1, 2" is positional; a plain list or a set of solutions is unordered
+    ordered = (g_named and not p_named and not _roots_labels(gi)) or (p_named and not g_named and not _roots_labels(pi))
+    return _match_all(gi, pi, _items_equal, ordered=ordered)
+
+
+_VALUE = re.compile(r"\$\$?([^$]+)\$|\\\((.+?)\\\)|(\\frac\{[^{}]*\}\{[^{}]*\}|[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?"
+                    r"(?:\s*(?:\\?%|percent\b))?)")
+
+
+def _non_latin(text: str) -> bool:
+    letters = re.findall(r"[^\W\d_]", text)
+    other = sum(1 for c in letters if ord(c) > 0x24F)
+    return other >= 10 or (letters and other >= 0.3 * len(letters))
+
+
+def _prose_answer(text: str, after_phrase: bool) -> str | None:
+    """The answer stated in running text.
+
+    Right after an answer phrase ("Réponse: Janeth paiera 220 $ d'ici 12 mois") it is the first value; in
+    Chinese/Arabic/... text, where math-verify's number patterns miss digits glued to words, the last number;
+    otherwise what math-verify extracts (its last LaTeX or plain expression).
+    """
+    values = [next(v for v in m.groups() if v) for m in _VALUE.finditer(text)]
+    if after_phrase or _non_latin(text):
+        return (values[0] if after_phrase else values[-1]) if values else None
+    _MV.load()
+    try:
+        got = _MV.mv.parse(text, parsing_timeout=None)
+    except Exception:
+        got = []
+    strings = [g for g in got if isinstance(g, str) and g.strip()]
+    return strings[-1] if strings else (values[-1] if values else None)
+
+
+def _grade(gold: str, pred: str) -> bool:
+    """The full check; runs in a worker process."""
+    g = _answer_part(gold, is_pred=False)
+    p = _answer_part(pred, is_pred=True)
+    if g is None or p is None:
+        return False
+    gold_mc = _mc_letter(g[1])
+    if gold_mc:
+        return _grade_mc(gold_mc, p)
+    kind, ans = p
+    if kind == "prose" or (kind == "phrase" and _is_wordy(ans)):
+        if len(ans) < 300:  # a sentence-like text answer: "The midpoints form a regular hexagon"
+            whole = _canon(ans)
+            if _is_text_answer(whole) and _text_key(whole) == _text_key(_canon(g[1])):
+                return True
+        ans = _prose_answer(ans, after_phrase=kind == "phrase")
+        if ans is None:
+            return False
+    if _answers_equal(g[1], ans):
+        return True
+    option = re.fullmatch(r"\(([A-J])\)\s*(.+)|([A-J])[.:)]\s+(.+)", _canon(ans), re.S)
+    return bool(option) and _answers_equal(g[1], option.group(2) or option.group(4))  # "(B) 12" states 12
+
+
+def _worker_init():
+    _MV.load()
+    _grade("\\frac{1}{2}", "\\boxed{0.5}")  # builds the LaTeX parser now, not inside a timed task
+
+
+def _worker_task(gold: str, pred: str) -> bool:
+    return bool(_grade(gold, pred))
