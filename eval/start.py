@@ -30,15 +30,14 @@ import shutil
 import subprocess
 import threading
 import types
-from datetime import datetime
 
 import yaml
 
 import eval as evaluator  # eval/eval.py: its option table is the schema of a task block
 from utils.cli import user_errors
+from utils.runner import run_folder_name
 from utils.servers import ROCM_ENV, detect_device, tail
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 # The seed's environment for eval.py: models whose max_model_len exceeds their config, and spawned vLLM workers.
 BASE_ENV = {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1", "VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
 
@@ -237,9 +236,7 @@ def main(argv=None):
     if widest > len(gpus):
         raise ValueError(f"a task needs tensor_parallel_size {widest} GPUs but only {len(gpus)} are given "
                          f"({','.join(gpus)})")
-    run = args.run_name or datetime.now().strftime("%Y%m%d_%H%M%S")
-    if not NAME_RE.match(run):
-        raise ValueError(f"-s {run!r}: a run folder name is letters, digits and _ . : - (no path)")
+    run = run_folder_name(args.run_name)  # the pipeline's rule: a timestamp, or a plain name without a path
     run_dir = Path(args.result_dir) / run
     name_tasks(tasks)
     for t in tasks:

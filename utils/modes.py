@@ -17,7 +17,7 @@ import shutil
 import time
 from collections import Counter
 
-from utils import jsonl
+from utils import jsonl, runner
 from utils.client import NoServerError, ServerPool
 from utils.config import api_key
 from utils.jsonl import DataError, IndexSet
@@ -97,7 +97,7 @@ def latest_input(base, stage_name, needed_by):
 
 
 def origin_records(folder, need_expected=False):
-    """Stream (path, line, record) of an answer_origin folder, checking the fields later stages rely on."""
+    """Stream the records of an answer_origin folder, checking the fields later stages rely on."""
     for path in jsonl.folder_files(folder, include_part=False):
         for lineno, rec in jsonl.read_records(path):
             where = f"{path}:{lineno}"
@@ -472,10 +472,8 @@ STAGES = {"infer": Infer, "vote": Vote, "judge": Judge, "judge_vote": JudgeVote}
 
 def run(cfg, mode, rank=0, world=1, save_name=None):
     """Run one mode for one shard of the work; returns the shard file it completed."""
-    from utils import runner
     stage = STAGES[mode](cfg)
     try:
         return runner.run(stage, rank, world, save_name)
     finally:
-        if hasattr(stage, "close"):
-            stage.close()
+        stage.close()

@@ -67,6 +67,9 @@ class Stage:
         """Lines printed when the run ends."""
         return []
 
+    def close(self):
+        """Remove what the stage made for itself (vote's buckets); called however the run ended."""
+
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
