@@ -11,21 +11,23 @@ STAMP := $(VENV)/.installed-$(REQS)
 TINY := .cache/tiny-model
 DEMO := config/demo.yaml
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP)
 
-$(STAMP): $(REQS)
+$(STAMP): $(REQS) pyproject.toml
 	$(PYTHON) -m venv $(if $(HAS_GPU),--system-site-packages) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -r $(REQS)
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break transformers' imports on CPU.
 	$(if $(HAS_GPU),,$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec)
+	@# The project itself, editable: `import reasonlite` works from any folder and edits take effect at once.
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # The demo's model is drilled on the example problems, so that its answers carry boxes to vote on and judge.
-$(TINY)/config.json: utils/tiny_model.py datas/example/info.jsonl | $(STAMP)
-	$(PY) utils/tiny_model.py $(TINY) --teach datas/example/info.jsonl
+$(TINY)/config.json: reasonlite/tiny_model.py datas/example/info.jsonl | $(STAMP)
+	$(PY) -m reasonlite.tiny_model $(TINY) --teach datas/example/info.jsonl
 
 # Each step is a command from the README, on the tiny model: serve, generate, label, format, train stage 1 on two
 # processes, serve the student, evaluate it. Rerun it and every finished record is carried over, not redone.
@@ -34,7 +36,7 @@ demo: setup $(TINY)/config.json
 	export HF_HUB_OFFLINE=1; \
 	$(PY) vllm_start.py -c $(DEMO); \
 	for mode in infer vote judge judge_vote; do $(PY) infer.py -c $(DEMO) -m $$mode; done; \
-	$(PY) -m utils.show datas/example; \
+	$(PY) -m reasonlite.show datas/example; \
 	$(PY) utils/saving_to_training_format.py -d datas/example/answer_judge_vote; \
 	$(PY) vllm_start.py -c $(DEMO) --stop; \
 	CONFIG=train/config_tiny.yaml ACCELERATE_CONFIG=train/accelerate/ddp.yaml NUM_MACHINES=1 NUM_PROCESSES=2 \
@@ -42,8 +44,12 @@ demo: setup $(TINY)/config.json
 	$(PY) vllm_start.py -c config/demo_student.yaml; \
 	(cd eval && ../$(PY) start.py -c config/eval_demo.yaml -s demo && ../$(PY) report.py result/demo)
 
+# The whole suite (CI). `make test-fast` is the tier for after each edit: no vLLM server, no training, under 90 s.
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q tests
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) .cache runs

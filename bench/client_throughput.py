@@ -4,7 +4,7 @@
 
 Local stub OpenAI servers (bench/stub_server.py) answer at once, so what is measured is the client. The same M
 infer-style /v1/completions requests go through
-  (a) the project's client: utils.client.ServerPool, one asyncio process, `slots` requests in flight per server;
+  (a) the project's client: reasonlite.client.ServerPool, one asyncio process, `slots` requests in flight per server;
   (b) the seed's way: a thread per slot, each posting with `requests` to its server and handing results back
       through a queue.Queue (ReasonLite's infer.py).
 Each client runs in its own process, which reports its own peak RSS. Then, with 8 stub servers, it shows how the
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PAYLOAD = {"model": "stub", "prompt": "<|start|>user<|message|>What is 6 x 7?<|end|><|start|>assistant", "echo": True,
            "seed": 0, "n": 1, "temperature": 0.8, "top_p": 1.0, "max_tokens": 30000, "skip_special_tokens": False,
@@ -35,7 +34,7 @@ def peak_rss_mb():
 
 
 def run_project(urls, n, slots):
-    from utils.client import ServerPool
+    from reasonlite.client import ServerPool
 
     async def main():
         async with ServerPool(urls, max_inflight_per_server=slots, log=lambda m: None) as pool:

@@ -1,4 +1,4 @@
-"""Balanced accuracy of utils.grader on the peer equivalence cases and on our own cases.
+"""Balanced accuracy of reasonlite.grader on the peer equivalence cases and on our own cases.
 
     .venv/bin/python bench/grader_accuracy.py [PEER.jsonl] [--cases tests/grader_cases.jsonl] [--workers 2]
         [--timeout 10]
@@ -9,15 +9,13 @@ unequal), then lists every misgraded case. A verdict of None (timeout) counts as
 """
 import argparse
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from utils.grader import Grader  # noqa: E402
+from reasonlite.grader import Grader
 
 
 def load(path):

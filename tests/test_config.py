@@ -1,8 +1,8 @@
 """Config loading: every bad key is named with its file and line; good files fill in defaults."""
 import pytest
 
-from utils import config
-from utils.config import ConfigError
+from reasonlite import config
+from reasonlite.config import ConfigError
 
 GOOD = "model_path: m\nbase_data_path: datas/x\n"
 

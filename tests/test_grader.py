@@ -1,4 +1,4 @@
-"""utils.grader: answer extraction, equivalence verdicts, the worker pool (timeouts, cache) and the CLI."""
+"""reasonlite.grader: answer extraction, equivalence verdicts, the worker pool (timeouts, cache) and the CLI."""
 import json
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.grader import Grader, extract_answer, final_text, is_equivalent, last_boxed, normalize
+from reasonlite.grader import Grader, extract_answer, final_text, is_equivalent, last_boxed, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "grader_cases.jsonl"
@@ -138,7 +138,7 @@ def test_cache_is_bounded():
 # ---------------------------------------------------------------- CLI
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "utils.grader", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "reasonlite.grader", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 

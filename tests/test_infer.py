@@ -9,8 +9,8 @@ from pathlib import Path
 
 from conftest import PROBLEMS, ROOT, read_folder, run_script, write_info
 
-from utils import jsonl
-from utils.prompts import HARMONY_TEMPLATE, INFER_SUFFIX
+from reasonlite import jsonl
+from reasonlite.prompts import HARMONY_TEMPLATE, INFER_SUFFIX
 
 SEED_FIELDS = {"info", "index", "model_input", "model_output", "prompt", "answer"}
 

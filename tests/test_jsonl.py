@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from utils import jsonl
-from utils.jsonl import DataError, IndexSet
+from reasonlite import jsonl
+from reasonlite.jsonl import DataError, IndexSet
 
 
 def write(path, lines):

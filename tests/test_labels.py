@@ -4,10 +4,10 @@ import json
 import pytest
 from conftest import read_folder, run_script, write_yaml
 
-from utils import jsonl
-from utils.config import parse
-from utils.modes import JudgeVote
-from utils.prompts import parse_judge_reply, parse_vote_reply
+from reasonlite import jsonl
+from reasonlite.config import parse
+from reasonlite.labels import JudgeVote
+from reasonlite.llm import parse_judge_reply, parse_vote_reply
 
 FINAL = "<|end|><|start|>assistant<|channel|>final<|message|>"
 

@@ -17,7 +17,9 @@ import pytest
 from conftest import PROBLEMS, ROOT, free_port, read_folder, run_script, write_info, write_yaml
 
 from bench.make_synthetic import write as write_synthetic
-from utils import jsonl
+from reasonlite import jsonl
+
+pytestmark = pytest.mark.slow  # real servers, kills and restarts: minutes, not seconds
 
 
 @contextmanager

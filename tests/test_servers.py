@@ -1,10 +1,9 @@
 """vllm_start.py: server groups, commands and environments per device, and a server that dies while starting."""
-import os
 
 import pytest
 from conftest import free_port, run_script, write_yaml
 
-from utils import config, servers
+from reasonlite import config, servers
 
 
 def cfg_from(tmp_path, **keys):
@@ -68,6 +67,7 @@ def test_api_key_travels_in_the_environment_not_argv(tmp_path, monkeypatch):
     assert config.api_key(cfg) == "s3cret"
 
 
+@pytest.mark.slow
 def test_a_server_that_dies_while_starting_is_reported_with_its_log(tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", {
         "model_path": str(tmp_path / "no-such-model"), "device": "cpu", "port_base": free_port(),

@@ -10,11 +10,10 @@ import pytest
 import yaml
 from conftest import ROOT, free_port, read_folder, run_script, write_info, write_yaml
 
-from utils.config import ConfigError
-from utils.prompts import HARMONY_TEMPLATE, infer_prompt
+from reasonlite.config import ConfigError
+from reasonlite.prompts import HARMONY_TEMPLATE, infer_prompt
 
-sys.path.insert(0, str(ROOT / "train"))
-import sft  # noqa: E402
+from reasonlite import sft
 
 CPU = ["--use_cpu", "true"]  # the seed's bf16 needs it on a machine without a GPU
 
@@ -132,6 +131,7 @@ def sft_single(tmp_path, *args):
                           cwd=ROOT, capture_output=True, text=True, timeout=180, env=env(tmp_path))
 
 
+@pytest.mark.slow
 def test_bad_config_is_one_error_line(tmp_path, tiny_model, format_data):
     proc = sft_single(tmp_path, "--model_name_or_path", tiny_model, "--dataset_name", tmp_path / "missing")
     assert proc.returncode == 1
@@ -139,6 +139,7 @@ def test_bad_config_is_one_error_line(tmp_path, tiny_model, format_data):
     assert len(errors) == 1 and errors[0].startswith(f"error: dataset_name {tmp_path / 'missing'}: cannot load")
 
 
+@pytest.mark.slow
 def test_preflight_stops_a_template_that_never_stops(tmp_path, tiny_model, format_data):
     # The tiny template closes turns with <|im_end|>; an eos_token it never writes would never be learned.
     proc = sft_single(tmp_path, "--model_name_or_path", tiny_model, "--dataset_name", format_data,
@@ -149,6 +150,7 @@ def test_preflight_stops_a_template_that_never_stops(tmp_path, tiny_model, forma
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_two_process_cpu_stage1_trains_reloads_and_serves(tmp_path, tiny_model, format_data):
     out = tmp_path / "stage1"
     cmd = ["bash", "train/stage1.sh", "0", "", "--model_name_or_path", str(tiny_model),

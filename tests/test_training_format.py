@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED, run_script
 
-from utils.prompts import HARMONY_TEMPLATE, INFER_SUFFIX, infer_prompt
+from reasonlite.prompts import HARMONY_TEMPLATE, INFER_SUFFIX, infer_prompt
 
 SCRIPT = "utils/saving_to_training_format.py"
 ANALYSIS = "We need 3 + 4. Adding gives 7.\n\nCheck: 7 - 4 = 3."
@@ -64,7 +64,7 @@ def test_harmony_record_converts_exactly_as_the_seed(tmp_path):
 
 
 def test_seed_rule_on_model_output_and_trailing_return():
-    from utils.saving_to_training_format import convert as conv
+    from reasonlite.convert import convert as conv
     # A seed record: no 'answer' needed when model_output = model_input + generation.
     rec = record(answer=harmony_answer(final="x \\boxed{7}<|return|>"))
     del rec["answer"]
@@ -201,7 +201,7 @@ def test_decontaminate_with_an_unloadable_dataset_id_is_one_error_line(tmp_path)
 
 
 def test_ngrams_short_texts_and_case():
-    from utils.saving_to_training_format import ngrams
+    from reasonlite.decontaminate import ngrams
     assert ngrams("Find X.", 8) == {("find", "x")}
     assert len(ngrams(" ".join(map(str, range(10))), 8)) == 3
 

@@ -19,6 +19,22 @@ import aiohttp
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def completion_payload(model, prompt, seed, max_tokens, temperature, top_p, top_k=-1, repetition_penalty=1.0,
+                       **extra):
+    """A /v1/completions request for one sample (n=1, its own seed), with the special tokens left in the text.
+
+    top_k and repetition_penalty are vLLM's extensions, sent only when set, so that other OpenAI-compatible servers
+    accept the request.
+    """
+    payload = {"model": model, "prompt": prompt, "n": 1, "seed": seed, "max_tokens": max_tokens,
+               "temperature": temperature, "top_p": top_p, "skip_special_tokens": False, **extra}
+    if top_k > 0:
+        payload["top_k"] = top_k
+    if repetition_penalty != 1.0:
+        payload["repetition_penalty"] = repetition_penalty
+    return payload
+
+
 class NoServerError(RuntimeError):
     """No server of the fleet answered in time."""
 

@@ -1,8 +1,10 @@
-"""The pipeline's one config mechanism: a YAML file checked against a schema.
+"""The project's one config mechanism: YAML checked against a schema of Fields.
 
-Every key the pipeline reads is declared in SCHEMA with its type and default, so a misspelled key is an error that
-names the key, its line and the closest known key, never a silently ignored setting. All bad keys of a file are
-reported together, one per line, so a user fixes a config in one pass.
+Every key a command reads is declared with its type and default (SCHEMA here for the pipeline, OPTIONS in
+reasonlite/evaluation/options.py for the evaluator), so a misspelled key is an error that names the key, its line
+and the closest known key, never a silently ignored setting. All bad keys of a file are reported together, one per
+line and in one wording (`file:line: key 'x' must be ...`), so a user fixes a config in one pass. The trainer reads
+its YAML with trl's own parser and reports its leftovers through `unknown_key` too.
 """
 import difflib
 import os
@@ -21,9 +23,10 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Field:
-    kind: str  # str, int, float, bool, list[int], list[str], dict[str,str], or "a|b|c" for a choice
+    kind: str  # str, name, int, float, bool, list[int], list[str], dict[str,str], or "a|b|c" for a choice
     default: Any = None
     nullable: bool = False
+    help: str = ""
 
 
 SEED_STOP = ["<|endoftext|>", "<|return|>"]
@@ -82,6 +85,8 @@ SCHEMA = {
 def _type_ok(kind, value):
     if kind == "str":
         return isinstance(value, str)
+    if kind == "name":  # a string that YAML may have read as a number (`split: 2024`)
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
@@ -98,12 +103,70 @@ def _type_ok(kind, value):
     return value in kind.split("|")
 
 
-def _describe(kind):
+def describe(kind):
     if "|" in kind:
         return "one of " + ", ".join(kind.split("|"))
-    return {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+    return {"str": "a string", "name": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
             "list[int]": "a list of integers", "list[str]": "a list of strings",
             "dict[str,str]": "a mapping of names to strings"}[kind]
+
+
+def unknown_key(where, key, known):
+    """The one wording of an unknown key, with the closest known key as a hint."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    return f"{where}: unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def check_fields(raw, schema, where_of, required=True):
+    """Every unknown key, value of the wrong type and missing required key of a mapping, one line each.
+
+    where_of(key) names the place (`file:line`), so a file, a block of a file and a command line read alike.
+    """
+    errors = []
+    for key, value in raw.items():
+        where = where_of(key)
+        if key not in schema:
+            errors.append(unknown_key(where, key, schema))
+            continue
+        field = schema[key]
+        if value is None and field.nullable:
+            continue
+        if not _type_ok(field.kind, value):
+            errors.append(f"{where}: key '{key}' must be {describe(field.kind)}, got {value!r}")
+    if required:
+        for key, field in schema.items():
+            if field.default is REQUIRED and raw.get(key) is None:
+                errors.append(f"{where_of(None)}: missing required key '{key}'")
+    return errors
+
+
+def with_defaults(raw, schema, path):
+    """A Config of raw's values over the schema's defaults (`name` kinds read as strings)."""
+    cfg = Config({k: (f.default if f.default is not REQUIRED else None) for k, f in schema.items()})
+    cfg.update({k: (str(v) if schema[k].kind == "name" and v is not None else v) for k, v in raw.items()})
+    cfg.path = path
+    return cfg
+
+
+def from_text(key, field, text):
+    """A value typed on a command line (`--n 16`, `--bf16 True`) as the schema's kind; ConfigError if it is not."""
+    kind = field.kind
+    try:
+        if kind == "bool":
+            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.strip().lower()]
+        elif kind == "int":
+            value = int(text)
+        elif kind == "float":
+            value = float(text)
+        elif kind in ("str", "name") or "|" in kind:
+            value = text
+        else:
+            raise KeyError(kind)  # lists and mappings are not typed on a command line
+    except (KeyError, ValueError):
+        raise ConfigError(f"command line: key '{key}' must be {describe(kind)}, got {text!r}") from None
+    if not _type_ok(kind, value):
+        raise ConfigError(f"command line: key '{key}' must be {describe(kind)}, got {text!r}")
+    return value
 
 
 class Config(dict):
@@ -118,54 +181,68 @@ class Config(dict):
             raise AttributeError(key) from None
 
 
+def _line_map(node):
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
 def key_lines(text):
-    # Line numbers of the top-level keys, so an error can point at the line to fix.
+    """Line numbers of the top-level keys, so an error can point at the line to fix."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    return _line_map(node) if isinstance(node, yaml.MappingNode) else {}
 
 
-def parse(text, path, schema=None):
-    """Validate YAML text against a schema and return a Config with every default filled in."""
-    schema = SCHEMA if schema is None else schema
+def block_key_lines(text, list_key=None):
+    """[{key: line}] of each mapping of a top-level list (or of the list under `list_key` of a mapping)."""
     try:
-        raw = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    if list_key is not None and isinstance(node, yaml.MappingNode):
+        node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == list_key), None)
+    if not isinstance(node, yaml.SequenceNode):
+        return []
+    return [_line_map(b) if isinstance(b, yaml.MappingNode) else {} for b in node.value]
+
+
+def read_yaml(path):
+    """(text, parsed value) of a YAML file; ConfigError naming the file (and line) if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return text, safe_load(text, path)
+
+
+def safe_load(text, path):
+    """yaml.safe_load, with a syntax error as a ConfigError naming the file and line."""
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else path
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+
+
+def parse(text, path, schema=None):
+    """Validate YAML text against a schema and return a Config with every default filled in."""
+    schema = SCHEMA if schema is None else schema
+    raw = safe_load(text, path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
     lines = key_lines(text)
-    errors = []
-    for key, value in raw.items():
-        where = f"{path}:{lines[key]}" if key in lines else path
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            errors.append(f"{where}: unknown key '{key}'{hint}")
-            continue
-        field = schema[key]
-        if value is None and field.nullable:
-            continue
-        if not _type_ok(field.kind, value):
-            errors.append(f"{where}: key '{key}' must be {_describe(field.kind)}, got {value!r}")
-    for key, field in schema.items():
-        if field.default is REQUIRED and raw.get(key) is None:
-            errors.append(f"{path}: missing required key '{key}'")
+    errors = check_fields(raw, schema, lambda key: f"{path}:{lines[key]}" if key in lines else path)
     if errors:
         raise ConfigError("\n".join(errors))
-    cfg = Config({k: (f.default if f.default is not REQUIRED else None) for k, f in schema.items()})
-    cfg.update(raw)
-    cfg.path = path
-    return cfg
+    return with_defaults(raw, schema, path)
 
 
 def _check_pipeline(cfg):
@@ -216,13 +293,7 @@ def _check_pipeline(cfg):
 
 def load(path, schema=None):
     """Read and validate a pipeline config file; raises ConfigError naming the file, line and key."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    text, _ = read_yaml(path)
     cfg = parse(text, path, schema)
     return _check_pipeline(cfg) if schema is None else cfg
 

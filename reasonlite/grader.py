@@ -3,14 +3,14 @@
 Three jobs: read the final answer of a model output (`extract_answer`), judge it against a gold answer
 (`is_equivalent`, `Grader`), and give a cheap string key for grouping answers (`normalize`).
 
-Reading answers is utils/answers.py, the equivalence rules utils/equivalence.py; this module runs them.
+Reading answers is reasonlite/answers.py, the equivalence rules reasonlite/equivalence.py; this module runs them.
 The expensive check (math-verify + sympy) runs only in worker processes of a pebble ProcessPool: math-verify's own
 timeouts use signal.alarm and sympy can hang on inputs like 5^{5^{5^{5}}}, so each task gets a hard per-task
 timeout, a killed task's verdict is None and the pool replaces the worker. The caller's process stays sympy-free.
 
 CLI (one `{"equal": true|false|null}` line per input line, in input order):
 
-    python3 -m utils.grader PAIRS.jsonl [--workers 4] [--timeout 5]
+    python3 -m reasonlite.grader PAIRS.jsonl [--workers 4] [--timeout 5]
 
 where each line of PAIRS.jsonl is `{"gold": "...", "pred": "..."}`.
 """
@@ -25,11 +25,11 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 
-# The reading functions live in utils/answers.py and the rules in utils/equivalence.py; final_text, last_boxed,
+# The reading functions live in reasonlite/answers.py and the rules in reasonlite/equivalence.py; final_text, last_boxed,
 # extract_answer and normalize are re-exported here as part of the grader's interface.
-from utils.answers import (_answer_part, _plain_numbers_equal, extract_answer, final_text,  # noqa: F401
+from reasonlite.answers import (_answer_part, _plain_numbers_equal, extract_answer, final_text,  # noqa: F401
                            last_boxed, normalize)
-from utils.equivalence import _worker_init, _worker_task
+from reasonlite.equivalence import _worker_init, _worker_task
 
 # ================================================================ the pool
 
@@ -175,39 +175,33 @@ def is_equivalent(gold: str, pred: str, timeout: float = 5.0) -> bool | None:
 # ================================================================ CLI
 
 def _read_pairs(path: str) -> list[tuple[str, str]]:
+    from reasonlite.jsonl import read_records
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict) or "gold" not in rec or "pred" not in rec:
-                raise ValueError(f'{path}:{lineno}: expected an object with "gold" and "pred"')
-            gold, pred = rec["gold"], rec["pred"]
-            if not isinstance(gold, (str, int, float)) or isinstance(gold, bool) or \
-                    not (pred is None or isinstance(pred, (str, int, float))) or isinstance(pred, bool):
-                raise ValueError(f"{path}:{lineno}: gold and pred must be strings")
-            pairs.append((str(gold), "" if pred is None else str(pred)))
+    for lineno, rec in read_records(path):
+        if "gold" not in rec or "pred" not in rec:
+            raise ValueError(f'{path}:{lineno}: expected an object with "gold" and "pred"')
+        gold, pred = rec["gold"], rec["pred"]
+        if not isinstance(gold, (str, int, float)) or isinstance(gold, bool) or \
+                not (pred is None or isinstance(pred, (str, int, float))) or isinstance(pred, bool):
+            raise ValueError(f"{path}:{lineno}: gold and pred must be strings")
+        pairs.append((str(gold), "" if pred is None else str(pred)))
     return pairs
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m utils.grader", description="Grade gold/pred pairs for equivalence.")
+    from reasonlite.cli import add_debug_flag, user_errors
+    ap = argparse.ArgumentParser(prog="python3 -m reasonlite.grader",
+                                 description="Grade gold/pred pairs for equivalence.")
     ap.add_argument("pairs", help='JSONL file with {"gold": ..., "pred": ...} lines')
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default min(4, cpus))")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per check before its verdict is null")
+    add_debug_flag(ap)
     args = ap.parse_args(argv)
-    try:
+    with user_errors(args.debug):
         pairs = _read_pairs(args.pairs)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    with Grader(workers=args.workers, timeout=args.timeout) as grader:
-        for verdict in grader.map(pairs):
-            print(json.dumps({"equal": verdict}))
+        with Grader(workers=args.workers, timeout=args.timeout) as grader:
+            for verdict in grader.map(pairs):
+                print(json.dumps({"equal": verdict}))
     return 0
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import time
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,22 @@ def read_records(path, torn_tail_ok=False):
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             yield lineno, record
+
+
+def whole_lines_size(path):
+    """The byte length of a file up to its last newline: what stays when a torn last line is cut off."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            block = f.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                return pos - step + nl + 1
+            pos -= step
+    return 0
 
 
 def dumps(record):
@@ -104,6 +121,30 @@ class ShardWriter:
             self.flush()
             os.close(self._fd)
             self._fd = None
+
+
+@contextmanager
+def atomic_file(path, mode="wb"):
+    """A file that appears at `path` whole or not at all: written to a hidden temporary name, fsynced, renamed."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    f = open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+    try:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path, text):
+    """Write text (a string or an iterable of strings) so that a reader sees the old or the new file whole."""
+    with atomic_file(path, "w") as f:
+        f.writelines([text] if isinstance(text, str) else text)
 
 
 def _fsync_dir(path):

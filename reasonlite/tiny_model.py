@@ -1,7 +1,7 @@
 """Build a tiny random Qwen3 model with a locally trained tokenizer, for tests and the CPU demo.
 
-    python3 utils/tiny_model.py OUT_DIR
-    python3 utils/tiny_model.py OUT_DIR --teach datas/example/info.jsonl   # the demo's model
+    python3 -m reasonlite.tiny_model OUT_DIR
+    python3 -m reasonlite.tiny_model OUT_DIR --teach datas/example/info.jsonl   # the demo's model
 
 No downloads: the byte-level BPE tokenizer is trained on the standard library's own .py files, and the weights are
 random (seeded, so two builds are identical). The chat template is Qwen3-style and `<think>` aware, with
@@ -63,8 +63,7 @@ def teach(model, tokenizer, info_path, steps=200, seed=0):
     import json
 
     import torch
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from utils.prompts import infer_prompt
+    from reasonlite.prompts import infer_prompt
 
     texts = []
     for line in Path(info_path).read_text(encoding="utf-8").splitlines():

@@ -2,7 +2,7 @@
 
 Pure string work, safe in any process: `final_text` (the gpt-oss final channel, or what follows </think>),
 `last_boxed` (real brace matching), `extract_answer`, and `normalize` (a conservative key: equal keys mean equal
-answers). utils/equivalence.py decides the rest in worker processes; utils/grader.py runs it.
+answers). reasonlite/equivalence.py decides the rest in worker processes; reasonlite/grader.py runs it.
 """
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
 """Show what an experiment folder holds: each stage's latest complete run, its record counts and one record.
 
-    python3 -m utils.show datas/example
+    python3 -m reasonlite.show datas/example
 """
 import argparse
 import json
 from collections import Counter
 
-from utils import jsonl
+from reasonlite import jsonl
+from reasonlite.cli import add_debug_flag, user_errors
 
 STAGES = ["answer_origin", "vote", "answer_judge", "answer_judge_vote"]
 
@@ -44,10 +45,13 @@ def show(base, out=print):
             out(f"    {key}: {_short(value)}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description="Summarize an experiment folder.")
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python3 -m reasonlite.show", description="Summarize an experiment folder.")
     parser.add_argument("base_data_path")
-    show(parser.parse_args().base_data_path)
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    with user_errors(args.debug):
+        show(args.base_data_path)
 
 
 if __name__ == "__main__":

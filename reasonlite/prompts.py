@@ -3,8 +3,6 @@
 The texts are the seed's, character for character, because the released data was made with them: changing a space
 changes what the teacher writes.
 """
-import json
-import re
 from functools import lru_cache
 
 INFER_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
@@ -58,55 +56,6 @@ def judge_prompt(target_answer, model_answer):
         'in JSON, put your final answer within \\boxed{"match": true or false}.\n'
     )
 
-
-_LATEX_BACKSLASH = re.compile(r"(?<!\\)\\(?=[A-Za-z])")
-
-
-def _boxed_json(reply):
-    """The JSON object the seed's labelling prompts ask for inside \\boxed{...}, or None.
-
-    Like the seed's parser it tries the box content with and without outer braces and with LaTeX backslashes
-    escaped, but it reads only the box of the final answer, never a substring of the text.
-    """
-    from utils.grader import final_text, last_boxed
-    text = final_text(reply)
-    box = last_boxed(text) if text is not None else None
-    if box is None:
-        return None
-    box = box.strip()
-    # A LaTeX command in a JSON key ("\\frac{1}{2}") is read by JSON as an escape (\\f = form feed), so single
-    # backslashes before letters are doubled first; a reply that escaped them itself is left as it is.
-    latex = _LATEX_BACKSLASH.sub(r"\\\\", box)
-    for candidate in (latex, "{" + latex + "}", box, "{" + box + "}"):
-        try:
-            value = json.loads(candidate)
-        except (json.JSONDecodeError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def parse_vote_reply(reply):
-    """{answer: count} sorted by count, most first, from a reply to vote_prompt; None if it is malformed."""
-    value = _boxed_json(reply)
-    if not value:
-        return None
-    counts = {}
-    for answer, count in value.items():
-        if isinstance(count, bool) or not isinstance(count, (int, float)) or count < 0 or count != int(count):
-            return None
-        counts[str(answer)] = int(count)
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def parse_judge_reply(reply):
-    """True/False from a reply to judge_prompt (its boxed {"match": ...}); None if it says neither."""
-    value = _boxed_json(reply)
-    match = value.get("match") if value else None
-    if isinstance(match, str) and match.strip().lower() in ("true", "false"):
-        return match.strip().lower() == "true"
-    return match if isinstance(match, bool) else None
 
 
 def is_harmony_model(cfg):

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from utils.config import api_key
+from reasonlite.config import api_key
 
 # The seed's ROCm settings for MI300: AITER kernels on, with its unified attention and without its MHA.
 ROCM_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_USE_AITER_UNIFIED_ATTENTION": "1", "VLLM_ROCM_USE_AITER_MHA": "0"}
@@ -34,9 +34,10 @@ def client_urls(cfg):
     return [f"{scheme}://{host}:{port}" for host in cfg.ip for port, _ in groups(cfg)]
 
 
-def detect_device(cfg):
-    if cfg.device != "auto":
-        return cfg.device
+def detect_device(device="auto"):
+    """The device kind of this machine: the configured one, else by the vendor tools present."""
+    if device != "auto":
+        return device
     if shutil.which("nvidia-smi"):
         return "cuda"
     if shutil.which("rocm-smi") or shutil.which("amd-smi") or os.path.exists("/dev/kfd"):
@@ -153,7 +154,7 @@ def start(cfg, out=print):
     """Start every server of the config that is not already running, and wait until all answer /health."""
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = detect_device(cfg)
+    device = detect_device(cfg.device)
     key = api_key(cfg)
     started = []
     running = {r["port"]: r for r in records(cfg) if _is_our_server(r)}
@@ -257,3 +258,27 @@ def status(cfg, out=print):
         else:
             state = ("healthy" if _healthy(r["host"], port, key) else "starting") + f" (pid {r['pid']})"
         out(f"{cfg.host}:{port}  devices {','.join(map(str, devices))}  {state}")
+
+
+def main(argv=None):
+    import argparse
+
+    from reasonlite import config
+    from reasonlite.cli import add_debug_flag, user_errors
+    parser = argparse.ArgumentParser(prog="vllm_start.py",
+                                     description="Start, list or stop the vLLM servers of a config.")
+    parser.add_argument("-c", "--config-path", default="config/oss.yaml")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--stop", action="store_true", help="stop the servers started with this config")
+    action.add_argument("--status", action="store_true", help="list the servers of this config")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    with user_errors(args.debug):
+        cfg = config.load(args.config_path)
+        if args.stop:
+            stop(cfg)
+        elif args.status:
+            status(cfg)
+        else:
+            start(cfg)
+            print("all servers are up: " + " ".join(client_urls(cfg)))

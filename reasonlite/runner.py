@@ -4,9 +4,10 @@ A mode is a Stage: it names its folder, lists the items it must produce a record
 and says when a record counts as finished. The runner does everything else the same way for every mode: it reads
 all input before writing anything, carries over the finished records of earlier runs, sends the missing items
 through a bounded queue to async workers, appends records as they arrive, writes unfinished records for what failed
-for good, and renames the shard into place. See utils/jsonl.py for the folder rules that make this crash-safe.
+for good, and renames the shard into place. See reasonlite/jsonl.py for the folder rules that make this crash-safe.
 """
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -16,12 +17,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils import jsonl
-from utils.jsonl import DataError, IndexSet, shard_of
+from reasonlite import jsonl
+from reasonlite.jsonl import DataError, IndexSet, shard_of
 
 
-def log(msg):
-    tqdm.write(msg, file=sys.stderr)
+logger = logging.getLogger(__name__)
 
 
 class Stage:
@@ -186,10 +186,10 @@ def run(stage, rank=0, world=1, save_name=None):
     t0 = time.monotonic()
     final, counts, total = asyncio.run(_run(stage, folder, rank, world, stage.cfg.flush_every))
     unfinished = total - counts["resumed"] - counts["carried"] - counts["new"]
-    print(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried over, "
-          f"{counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    logger.info(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried over, "
+          f"{counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s")
     for line in stage.summary():
-        print(f"{stage.name}: {line}", file=sys.stderr)
+        logger.info(f"{stage.name}: {line}")
     if unfinished:
-        print(f"{unfinished} records are unfinished (null); rerun the same command to redo them", file=sys.stderr)
+        logger.warning(f"{unfinished} records are unfinished (null); rerun the same command to redo them")
     return final

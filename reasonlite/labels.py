@@ -1,81 +1,31 @@
-"""The four modes of infer.py over record streams: infer, vote, judge, judge_vote.
+"""The three label modes: vote, judge, judge_vote.
 
-    infer       info.jsonl            -> answer_origin/   num_answer generations per problem
-    vote        answer_origin/        -> vote/            answers of each problem grouped by equivalence, counted
-    judge       answer_origin/        -> answer_judge/    each answer against the dataset's expected_answer
+    vote        answer_origin/        -> vote/               answers of each problem grouped by equivalence, counted
+    judge       answer_origin/        -> answer_judge/       each answer against the dataset's expected_answer
     judge_vote  answer_origin/, vote/ -> answer_judge_vote/  each answer against the pseudo-label, if the vote is
-                                                          clear enough, else against expected_answer
+                                                             clear enough, else against expected_answer
 
-Labels come from the symbolic grader (utils/grader.py) by default; `vote_backend: llm` and `judge_backend: llm`
-reproduce the seed, which asks the served model itself with the seed's prompts, and `judge_backend: hybrid` asks it
-only where the grader cannot decide.
+Labels come from the symbolic grader (reasonlite/grader.py) by default; `vote_backend: llm` and `judge_backend: llm`
+ask the served model itself with the seed's prompts, and `judge_backend: hybrid` asks it only where the grader
+cannot decide.
 """
 import asyncio
 import json
+import logging
 import os
 import shutil
 import time
 from collections import Counter
 
-from utils import jsonl, runner
-from utils.client import NoServerError, ServerPool
-from utils.config import api_key
-from utils.jsonl import DataError, IndexSet
-from utils.prompts import PromptBuilder, infer_prompt, judge_prompt, parse_judge_reply, parse_vote_reply, vote_prompt
-from utils.runner import Stage, log
-from utils.servers import client_urls, pid_alive
+from reasonlite import jsonl
+from reasonlite.client import NoServerError
+from reasonlite.jsonl import DataError, IndexSet
+from reasonlite.llm import LLM, parse_judge_reply, parse_vote_reply
+from reasonlite.prompts import judge_prompt, vote_prompt
+from reasonlite.runner import Stage
+from reasonlite.servers import pid_alive
 
-
-class LLM:
-    """The served model as a labeller: one prompt in, the generated text out (None after the last retry)."""
-
-    def __init__(self, cfg, wait=True):
-        self.cfg = cfg
-        self.wait = wait and cfg.wait_servers_up  # False: ask /v1/models a few times instead of waiting for /health
-        self.build = PromptBuilder(cfg)
-        self.pool = None
-        self.model = None
-        self.calls = 0
-        self.tokens = 0
-
-    async def __aenter__(self):
-        cfg = self.cfg
-        self.pool = ServerPool(client_urls(cfg), api_key=api_key(cfg),
-                               max_inflight_per_server=cfg.max_inflight_per_server,
-                               request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
-                               server_down_timeout=cfg.server_down_timeout, backoff_base=cfg.retry_backoff,
-                               log=log)
-        await self.pool.__aenter__()
-        try:
-            if self.wait:
-                await self.pool.wait_until_up(cfg.server_start_timeout, progress=log)
-            self.model = await self.pool.model_name()
-        except BaseException:
-            await self.pool.__aexit__(None, None, None)
-            raise
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.pool.__aexit__(*exc)
-
-    def payload(self, model_input, seed, echo=False):
-        cfg = self.cfg
-        return {"model": self.model, "prompt": model_input, "echo": echo, "seed": seed, "n": 1, "stream": False,
-                "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens,
-                "skip_special_tokens": False, "stop": cfg.stop}
-
-    async def complete(self, payload):
-        """The text of the first choice, or None once the request has failed for good."""
-        self.calls += 1
-        data = await self.pool.post("/v1/completions", payload)
-        if data is None:
-            return None
-        text = data["choices"][0].get("text")
-        self.tokens += (data.get("usage") or {}).get("completion_tokens", 0)
-        return text if isinstance(text, str) else None
-
-    async def ask(self, user_text, seed=0):
-        return await self.complete(self.payload(self.build(user_text), seed))
+logger = logging.getLogger(__name__)
 
 
 def _sample_number(index):
@@ -112,84 +62,6 @@ def origin_records(folder, need_expected=False):
             yield rec
 
 
-# ---- infer ---------------------------------------------------------------------------------------------------
-class Infer(Stage):
-    """Generate num_answer answers per problem of info.jsonl into answer_origin/."""
-
-    name = "answer_origin"
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        self.info_path = self.base / cfg.data_info_name
-        self.llm = None
-
-    def _info_records(self):
-        for lineno, rec in jsonl.read_records(self.info_path):
-            rec = dict(rec)
-            rec.setdefault("index", lineno - 1)  # the seed's default: the record's position
-            rec["index"] = str(rec["index"])
-            yield lineno, rec
-
-    def check_inputs(self):
-        if not self.info_path.is_file():
-            raise DataError(f"{self.info_path}: info file not found (base_data_path + data_info_name)")
-        seen = IndexSet()
-        count = 0
-        for lineno, rec in self._info_records():
-            where = f"{self.info_path}:{lineno}"
-            if not isinstance(rec.get("prompt"), str) or not rec["prompt"].strip():
-                raise DataError(f"{where}: field 'prompt' is missing or not a non-empty string")
-            if not rec["index"] or rec["index"] == "None":
-                raise DataError(f"{where}: field 'index' is empty")
-            if rec["index"] in seen:
-                raise DataError(f"{where}: field 'index' repeats an earlier index {rec['index']!r}")
-            seen.add(rec["index"])
-            count += 1
-        if count == 0:
-            raise DataError(f"{self.info_path}: no problems in the file")
-        self.llm = LLM(self.cfg)  # loads the chat template now, so a bad tokenizer fails before any output
-
-    def items(self):
-        for _, info in self._info_records():
-            model_input = self.llm.build(infer_prompt(info["prompt"]))
-            for j in range(self.cfg.num_answer):
-                yield {"index": f"{info['index']}_{j}", "seed": j, "info": info, "model_input": model_input}
-
-    def is_finished(self, record):
-        return record.get("answer") is not None
-
-    def _record(self, item, model_output, answer):
-        return {"info": item["info"], "index": item["index"], "model_input": item["model_input"],
-                "model_output": model_output, "prompt": item["info"]["prompt"], "answer": answer}
-
-    def unfinished(self, item):
-        return self._record(item, None, None)
-
-    async def __aenter__(self):
-        await self.llm.__aenter__()
-        self.concurrency = self.llm.pool.total_slots
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.llm.__aexit__(*exc)
-
-    async def process(self, item):
-        text = await self.llm.complete(self.llm.payload(item["model_input"], item["seed"], echo=True))
-        if text is None:
-            return None
-        # With echo the text is the prompt followed by the generation; the prompt round-trips through the
-        # tokenizer unchanged for byte-level BPE, which is what the seed's slicing assumes too.
-        return self._record(item, text, text[len(item["model_input"]):])
-
-    def progress(self):
-        return f"{self.llm.tokens / max(time.monotonic() - self.t0, 1e-9):.0f} tok/s"
-
-    def summary(self):
-        if self.llm.model is None:
-            return []
-        return [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"]
-
-
 # ---- labelling modes -----------------------------------------------------------------------------------------
 class Labeller(Stage):
     """What vote and the judges share: the grader's worker pool, an optional LLM, and verdict counts."""
@@ -208,7 +80,7 @@ class Labeller(Stage):
         return False
 
     async def __aenter__(self):
-        from utils.grader import Grader
+        from reasonlite.grader import Grader
         self.grader = Grader(workers=self.cfg.grader_workers, timeout=self.cfg.grader_timeout)
         if self.uses_llm():
             await self._open_llm()
@@ -229,7 +101,7 @@ class Labeller(Stage):
                     await self._open_llm(wait=False)  # a judge run must not sit out a server's start timeout
                 except NoServerError as e:
                     self.llm_failed = True
-                    log(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); those stay null")
+                    logger.warning(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); those stay null")
         return self.llm
 
     async def __aexit__(self, *exc):
@@ -277,7 +149,7 @@ class Vote(Labeller):
         The answers of one problem are scattered over every shard file; holding all of them at once would grow
         with the dataset. Each bucket holds whole problems and is small enough to group in memory.
         """
-        from utils.grader import extract_answer
+        from reasonlite.grader import extract_answer
         stage_dir = self.base / self.name
         stage_dir.mkdir(parents=True, exist_ok=True)
         for old in stage_dir.glob(".buckets-*"):  # left by a killed run
@@ -338,7 +210,7 @@ class Vote(Labeller):
     async def _group(self, answers):
         # Spellings that normalize alike are one group without asking the grader; each remaining spelling, most
         # frequent first, joins the first group whose representative the grader finds equivalent.
-        from utils.grader import normalize
+        from reasonlite.grader import normalize
         by_key = {}
         for a in answers:
             by_key.setdefault(normalize(a), Counter())[a] += 1
@@ -405,7 +277,7 @@ class Judge(Labeller):
 
     async def verdict(self, target, output, seed):
         """True/False/None for one generation against one target answer."""
-        from utils.grader import extract_answer
+        from reasonlite.grader import extract_answer
         if output is None:
             return None  # the generation itself failed; rerun infer, then judge again
         answer = extract_answer(output)
@@ -465,15 +337,3 @@ class JudgeVote(Judge):
 
     def summary(self):
         return super().summary() + ["labels from " + ", ".join(f"{k} {v}" for k, v in sorted(self.sources.items()))]
-
-
-STAGES = {"infer": Infer, "vote": Vote, "judge": Judge, "judge_vote": JudgeVote}
-
-
-def run(cfg, mode, rank=0, world=1, save_name=None):
-    """Run one mode for one shard of the work; returns the shard file it completed."""
-    stage = STAGES[mode](cfg)
-    try:
-        return runner.run(stage, rank, world, save_name)
-    finally:
-        stage.close()

@@ -1,0 +1,272 @@
+"""Evaluate one model on one benchmark: n samples per problem, graded, pass@k / maj@k per problem and dataset.
+
+    cd eval
+    # vLLM's offline engine on the visible GPUs (the default)
+    python3 eval.py --base_model amd/ReasonLite-0.6B --data_id zwhe99/aime90 --output_dir result/x \\
+        --bf16 True --max_model_len 65536 --temperature 1 --top_p 0.98 --n 16
+    # any OpenAI-compatible server instead (a vllm_start.py fleet: several URLs, comma-separated)
+    python3 eval.py --base_model ../.cache/tiny-model --server_url http://127.0.0.1:8040 \\
+        --data_id zwhe99/aime90 --data_dir ../../shared/benchmarks/aime24.jsonl --output_dir result/y --n 4
+
+Usually started by start.py (reasonlite/evaluation/tasks.py), which runs a YAML list of such tasks on a pool of GPUs.
+Writes into output_dir:
+- config.json       the options of the task (a later run into the same folder must agree on what shapes a sample)
+- generation.jsonl  one record per problem: the dataset row, prompt, response / response_length / finish_reason
+                    per sample, pred (the boxed answer), correct, pass@k, maj@k. While generating, each sample is
+                    appended as its own line as it arrives, so a killed run leaves a file the next run completes.
+- result.log        dataset means x100, one block per metric (the seed's layout); avg@n is pass@1
+- metrics.json      the same means unrounded, for report.py
+
+Sample i of a problem is drawn with seed + i, so a rerun, a resumed run or a run with a larger n reproduces the
+samples it already has.
+"""
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from reasonlite.cli import user_errors
+from reasonlite.client import ServerPool, completion_payload
+from reasonlite.config import api_key
+from reasonlite.evaluation.benchmarks import DATASETS, load_problems
+from reasonlite.evaluation.metrics import format_result_log, ks_for, problem_metrics, summarize
+from reasonlite.evaluation.options import IDENTITY, parse_args
+from reasonlite.evaluation.prompting import build_prompts, load_tokenizer
+from reasonlite.grader import Grader, extract_answer
+from reasonlite.jsonl import DataError, ShardWriter, read_records, whole_lines_size, write_atomic
+
+logger = logging.getLogger(__name__)
+SERVER_WAIT_S = 120.0
+
+
+# ---- the output folder --------------------------------------------------------------------------------------------
+class OtherTaskError(ValueError):
+    pass
+
+
+def check_config(out, opts):
+    path = out / "config.json"
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise OtherTaskError(f"{path}: not a config.json this evaluator wrote; use another output_dir") from None
+    diffs = [f"{k}: {old.get(k)!r} there, {opts[k]!r} here" for k in IDENTITY if old.get(k) != opts[k]]
+    if diffs:
+        raise OtherTaskError(f"output_dir {out} holds another task's generations ({'; '.join(diffs)}); "
+                             "use another output_dir, nothing was overwritten")
+
+
+def load_samples(out, problems, n):
+    """{(idx, i): sample} already in generation.jsonl, and the byte length of its whole lines.
+
+    Reads both kinds of line: one sample (written while generating) and one problem with all its samples (written
+    at the end). A line without its newline is a write a crash cut short; it is dropped and regenerated.
+    """
+    path = out / "generation.jsonl"
+    samples = {}
+    if not path.exists():
+        return samples, 0
+    by_idx = {p["idx"]: p for p in problems}
+    by_prompt = {p["prompt"]: p for p in problems}
+    try:  # read_records streams; a line that is not JSON is another program's file
+        for lineno, rec in read_records(path, torn_tail_ok=True):
+            where = f"{path}:{lineno}"
+            prompt = rec.get("prompt")
+            if "idx" in rec and rec["idx"] not in by_idx and prompt not in by_prompt:
+                raise OtherTaskError(f"{where}: holds problem {rec['idx']!r}, outside this task's problems; use "
+                                     "another output_dir or the earlier start_idx / end_idx, nothing was overwritten")
+            # Seed-written files have no idx; their prompt says which problem a record is.
+            problem = by_idx.get(rec["idx"]) if "idx" in rec else by_prompt.get(prompt)
+            if problem is None or problem["prompt"] != prompt:
+                raise OtherTaskError(f"{where}: a generation for a problem or prompt this task does not have; "
+                                     f"output_dir {out} holds another task's generations; use another output_dir, "
+                                     "nothing was overwritten")
+            if "sample" in rec:
+                entries = [(rec["sample"], rec.get("response"), rec.get("response_length"), rec.get("finish_reason"))]
+            elif isinstance(rec.get("response"), list):
+                k = len(rec["response"])
+                lengths = rec.get("response_length") or [None] * k
+                reasons = rec.get("finish_reason") or [None] * k
+                entries = list(zip(range(k), rec["response"], lengths, reasons))
+            else:
+                raise OtherTaskError(f"{where}: neither a sample nor a problem record; use another output_dir")
+            for i, text, length, reason in entries:
+                if not isinstance(i, int) or i < 0 or not isinstance(text, str):
+                    raise OtherTaskError(f"{where}: a sample without its number or text; use another output_dir")
+                samples[(problem["idx"], i)] = {"response": text, "response_length": length, "finish_reason": reason}
+    except DataError as e:
+        raise OtherTaskError(f"{e}, so not written by this evaluator; use another output_dir") from None
+    keep = whole_lines_size(path)
+    most = max((i + 1 for _, i in samples), default=0)
+    if most > n:
+        # The final rewrite keeps n samples per problem; the others would be lost.
+        raise OtherTaskError(f"{path} holds {most} samples per problem, more than this task's n={n}; use another "
+                             f"output_dir or n >= {most}, nothing was overwritten")
+    return samples, keep
+
+
+# ---- generation ---------------------------------------------------------------------------------------------------
+def sample_line(problem, i, seed, text, length, reason):
+    return {"idx": problem["idx"], "sample": i, "seed": seed, "prompt": problem["prompt"], "response": text,
+            "response_length": length, "finish_reason": reason}
+
+
+async def _generate_server(opts, todo, append):
+    urls = [u.strip() for u in opts["server_url"].split(",") if u.strip()]
+    key = api_key(opts)
+    done = failed = 0
+    last = time.monotonic()
+    async with ServerPool(urls, api_key=key, max_inflight_per_server=opts["max_inflight_per_server"],
+                          log=logger.warning) as pool:
+        await pool.wait_until_up(SERVER_WAIT_S, progress=logger.info)
+        model = await pool.model_name()
+        logger.info(f"generating {len(todo)} samples with {model} at {', '.join(urls)}")
+
+        async def one(problem, i):
+            nonlocal done, failed, last
+            payload = completion_payload(model, problem["prompt_ids"], seed=opts["seed"] + i,
+                                         max_tokens=problem["max_tokens"], temperature=opts["temperature"],
+                                         top_p=opts["top_p"], top_k=opts["top_k"],
+                                         repetition_penalty=opts["repetition_penalty"])
+            data = await pool.post("/v1/completions", payload)
+            if data is None:
+                failed += 1
+                return
+            choice = data["choices"][0]
+            length = (data.get("usage") or {}).get("completion_tokens")
+            append(sample_line(problem, i, opts["seed"] + i, choice.get("text") or "", length,
+                               choice.get("finish_reason")))
+            done += 1
+            if time.monotonic() - last >= 30:
+                logger.info(f"{done}/{len(todo)} samples")
+                last = time.monotonic()
+
+        await asyncio.gather(*(one(p, i) for p, i in todo))
+    return failed
+
+
+def _generate_offline(opts, todo, append):
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    dtype = "bfloat16" if opts["bf16"] else "float16" if opts["fp16"] else "float32"
+    llm = LLM(model=opts["base_model"], tensor_parallel_size=opts["tensor_parallel_size"], dtype=dtype,
+              seed=opts["seed"], gpu_memory_utilization=opts["gpu_memory_utilization"],
+              enforce_eager=opts["enforce_eager"], max_model_len=opts["max_model_len"])
+    prompts = [TokensPrompt(prompt_token_ids=p["prompt_ids"]) for p, _ in todo]
+    params = [SamplingParams(n=1, seed=opts["seed"] + i, max_tokens=p["max_tokens"], temperature=opts["temperature"],
+                             top_p=opts["top_p"], top_k=opts["top_k"], repetition_penalty=opts["repetition_penalty"],
+                             skip_special_tokens=False)
+              for p, i in todo]
+    logger.info(f"generating {len(todo)} samples with the offline engine ({dtype}, tp {opts['tensor_parallel_size']})")
+    outputs = llm.generate(prompts, params)
+    for (p, i), out in zip(todo, outputs):
+        o = out.outputs[0]
+        append(sample_line(p, i, opts["seed"] + i, o.text, len(o.token_ids), o.finish_reason))
+    return 0
+
+
+def generate(opts, out, problems, samples, keep):
+    """Generate every (problem, sample) missing from samples, appending each to generation.jsonl as it arrives."""
+    n = opts["n"]
+    todo = [(p, i) for p in problems for i in range(n) if (p["idx"], i) not in samples]
+    if not todo:
+        return
+    path = out / "generation.jsonl"
+    if path.exists() and path.stat().st_size != keep:
+        os.truncate(path, keep)  # a torn last line; appending after it would glue two records
+    writer = ShardWriter(path, flush_every=1)  # whole lines, O_APPEND, flushed per sample: resumable at any time
+
+    def append(rec):
+        writer.write(rec)
+        samples[(rec["idx"], rec["sample"])] = rec
+
+    try:
+        if opts["server_url"]:
+            failed = asyncio.run(_generate_server(opts, todo, append))
+        else:
+            failed = _generate_offline(opts, todo, append)
+    finally:
+        writer.close()
+    if failed:
+        raise RuntimeError(f"{failed} of {len(todo)} samples failed after their retries; rerun the same command to "
+                           "generate only those")
+
+
+# ---- scoring ------------------------------------------------------------------------------------------------------
+def score(problems, samples, n, seed):
+    """Per-problem records with verdicts and metrics, in problem order."""
+    records = []
+    with Grader() as grader:
+        futures = []
+        for p in problems:
+            texts = [samples[(p["idx"], i)]["response"] for i in range(n)]
+            # The grader reads the final answer out of the whole output itself (box, else "final answer is ...").
+            futures.append([grader.submit(p["gold"], t) for t in texts])
+        for p, futs in zip(problems, futures):
+            ss = [samples[(p["idx"], i)] for i in range(n)]
+            preds = [extract_answer(s["response"]) for s in ss]
+            correct = [f.result() is True for f in futs]  # None (the check timed out) counts as wrong
+            rec = dict(p["row"])
+            rec.update({"idx": p["idx"], "prompt": p["prompt"], "prompt_length": len(p["prompt_ids"]),
+                        "gold": p["gold"], "response": [s["response"] for s in ss],
+                        "response_length": [s["response_length"] for s in ss],
+                        "finish_reason": [s["finish_reason"] for s in ss], "sample_seed": [seed + i for i in range(n)],
+                        "pred": preds, "correct": correct})
+            rec.update(problem_metrics(preds, correct))
+            records.append(rec)
+    return records
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with user_errors("--debug" in argv):
+        opts, _ = parse_args(argv, description=__doc__.splitlines()[0])
+        evaluate(opts)
+
+
+def evaluate(opts):
+    """Generate what is missing, grade everything, and write the task folder's files."""
+    # Spelled out, so that config.json says which split was read and `split: 2024` given later is the same task.
+    opts["split"] = opts["split"] or DATASETS.get(opts["data_id"], {}).get("split")
+    n = opts["n"]
+    # Everything a later step would refuse is checked before the first write, so a refused folder is untouched.
+    out = Path(opts["output_dir"])
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {out} exists and is not a folder")
+    check_config(out, opts)
+    problems, meta = load_problems(opts)
+    tok = load_tokenizer(opts)
+    build_prompts(opts, problems, tok)
+    samples, keep = load_samples(out, problems, n)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "config.json", json.dumps(opts, indent=1, ensure_ascii=False) + "\n")
+    have = sum(1 for p in problems for i in range(n) if (p["idx"], i) in samples)
+    logger.info(f"{meta['dataset']}: {len(problems)} problems x {n} samples, {have} already in {out / 'generation.jsonl'}")
+
+    generate(opts, out, problems, samples, keep)
+    records = score(problems, samples, n, opts["seed"])
+    write_atomic(out / "generation.jsonl", (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+    summary = summarize(records, n, meta["categories"])
+    result = format_result_log(summary, n)
+    write_atomic(out / "result.log", result)
+    stats = {"samples": len(records) * n,
+             "no_answer": sum(p is None for r in records for p in r["pred"]),
+             "truncated": sum(f == "length" for r in records for f in r["finish_reason"])}
+    metrics = {"base_model": opts["base_model"], "data_id": opts["data_id"], "dataset": meta["dataset"],
+               "split": meta["split"], "n": n, "ks": ks_for(n), "num_problems": len(records),
+               "start_idx": problems[0]["idx"], "end_idx": problems[-1]["idx"] + 1, **summary, "stats": stats}
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    logger.info(result)
+    logger.info(f"{stats['no_answer']} of {stats['samples']} samples without a boxed answer, {stats['truncated']} cut at "
+        f"the length limit; written to {out}")
+
+
+if __name__ == "__main__":  # start.py runs this module with -m; vLLM's spawned workers re-import it
+    main()

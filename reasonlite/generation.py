@@ -1,0 +1,89 @@
+"""infer: num_answer generations per problem of info.jsonl into answer_origin/, one record per (problem, j).
+
+Sample j of a problem is requested with seed j, so a rerun, a resumed run or another shard asks for the same
+answer (on CPU the text is the same; GPU kernels are not batch-invariant, so there it is the same request only).
+"""
+import time
+
+from reasonlite import jsonl
+from reasonlite.jsonl import DataError, IndexSet
+from reasonlite.llm import LLM
+from reasonlite.prompts import infer_prompt
+from reasonlite.runner import Stage
+
+
+class Infer(Stage):
+    """Generate num_answer answers per problem of info.jsonl into answer_origin/."""
+
+    name = "answer_origin"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.info_path = self.base / cfg.data_info_name
+        self.llm = None
+
+    def _info_records(self):
+        for lineno, rec in jsonl.read_records(self.info_path):
+            rec = dict(rec)
+            rec.setdefault("index", lineno - 1)  # the seed's default: the record's position
+            rec["index"] = str(rec["index"])
+            yield lineno, rec
+
+    def check_inputs(self):
+        if not self.info_path.is_file():
+            raise DataError(f"{self.info_path}: info file not found (base_data_path + data_info_name)")
+        seen = IndexSet()
+        count = 0
+        for lineno, rec in self._info_records():
+            where = f"{self.info_path}:{lineno}"
+            if not isinstance(rec.get("prompt"), str) or not rec["prompt"].strip():
+                raise DataError(f"{where}: field 'prompt' is missing or not a non-empty string")
+            if not rec["index"] or rec["index"] == "None":
+                raise DataError(f"{where}: field 'index' is empty")
+            if rec["index"] in seen:
+                raise DataError(f"{where}: field 'index' repeats an earlier index {rec['index']!r}")
+            seen.add(rec["index"])
+            count += 1
+        if count == 0:
+            raise DataError(f"{self.info_path}: no problems in the file")
+        self.llm = LLM(self.cfg)  # loads the chat template now, so a bad tokenizer fails before any output
+
+    def items(self):
+        for _, info in self._info_records():
+            model_input = self.llm.build(infer_prompt(info["prompt"]))
+            for j in range(self.cfg.num_answer):
+                yield {"index": f"{info['index']}_{j}", "seed": j, "info": info, "model_input": model_input}
+
+    def is_finished(self, record):
+        return record.get("answer") is not None
+
+    def _record(self, item, model_output, answer):
+        return {"info": item["info"], "index": item["index"], "model_input": item["model_input"],
+                "model_output": model_output, "prompt": item["info"]["prompt"], "answer": answer}
+
+    def unfinished(self, item):
+        return self._record(item, None, None)
+
+    async def __aenter__(self):
+        await self.llm.__aenter__()
+        self.concurrency = self.llm.pool.total_slots
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.llm.__aexit__(*exc)
+
+    async def process(self, item):
+        text = await self.llm.complete(self.llm.payload(item["model_input"], item["seed"], echo=True))
+        if text is None:
+            return None
+        # With echo the text is the prompt followed by the generation; the prompt round-trips through the
+        # tokenizer unchanged for byte-level BPE, which is what the seed's slicing assumes too.
+        return self._record(item, text, text[len(item["model_input"]):])
+
+    def progress(self):
+        return f"{self.llm.tokens / max(time.monotonic() - self.t0, 1e-9):.0f} tok/s"
+
+    def summary(self):
+        if self.llm.model is None:
+            return []
+        return [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"]

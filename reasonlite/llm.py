@@ -1,0 +1,120 @@
+"""The served model as a labeller (the seed's LLM vote and judge): one prompt in, its reply out, and the reading
+of those replies.
+
+The reply parsers read only the box of the final answer, never a substring of the text: a reply that discusses
+`{"match": true}` in its reasoning and boxes false is false.
+"""
+import json
+import logging
+import re
+
+from reasonlite.client import ServerPool, completion_payload
+from reasonlite.config import api_key
+from reasonlite.prompts import PromptBuilder
+from reasonlite.servers import client_urls
+
+logger = logging.getLogger(__name__)
+
+
+class LLM:
+    """The served model as a labeller: one prompt in, the generated text out (None after the last retry)."""
+
+    def __init__(self, cfg, wait=True):
+        self.cfg = cfg
+        self.wait = wait and cfg.wait_servers_up  # False: ask /v1/models a few times instead of waiting for /health
+        self.build = PromptBuilder(cfg)
+        self.pool = None
+        self.model = None
+        self.calls = 0
+        self.tokens = 0
+
+    async def __aenter__(self):
+        cfg = self.cfg
+        self.pool = ServerPool(client_urls(cfg), api_key=api_key(cfg),
+                               max_inflight_per_server=cfg.max_inflight_per_server,
+                               request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
+                               server_down_timeout=cfg.server_down_timeout, backoff_base=cfg.retry_backoff,
+                               log=logger.warning)
+        await self.pool.__aenter__()
+        try:
+            if self.wait:
+                await self.pool.wait_until_up(cfg.server_start_timeout, progress=logger.info)
+            self.model = await self.pool.model_name()
+        except BaseException:
+            await self.pool.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.pool.__aexit__(*exc)
+
+    def payload(self, model_input, seed, echo=False):
+        cfg = self.cfg
+        return completion_payload(self.model, model_input, seed=seed, max_tokens=cfg.max_tokens,
+                                  temperature=cfg.temperature, top_p=cfg.top_p, echo=echo, stream=False,
+                                  stop=cfg.stop)
+
+    async def complete(self, payload):
+        """The text of the first choice, or None once the request has failed for good."""
+        self.calls += 1
+        data = await self.pool.post("/v1/completions", payload)
+        if data is None:
+            return None
+        text = data["choices"][0].get("text")
+        self.tokens += (data.get("usage") or {}).get("completion_tokens", 0)
+        return text if isinstance(text, str) else None
+
+    async def ask(self, user_text, seed=0):
+        return await self.complete(self.payload(self.build(user_text), seed))
+
+
+
+_LATEX_BACKSLASH = re.compile(r"(?<!\\)\\(?=[A-Za-z])")
+
+
+def _boxed_json(reply):
+    """The JSON object the seed's labelling prompts ask for inside \\boxed{...}, or None.
+
+    Like the seed's parser it tries the box content with and without outer braces and with LaTeX backslashes
+    escaped, but it reads only the box of the final answer, never a substring of the text.
+    """
+    from reasonlite.answers import final_text, last_boxed
+    text = final_text(reply)
+    box = last_boxed(text) if text is not None else None
+    if box is None:
+        return None
+    box = box.strip()
+    # A LaTeX command in a JSON key ("\\frac{1}{2}") is read by JSON as an escape (\\f = form feed), so single
+    # backslashes before letters are doubled first; a reply that escaped them itself is left as it is.
+    latex = _LATEX_BACKSLASH.sub(r"\\\\", box)
+    for candidate in (latex, "{" + latex + "}", box, "{" + box + "}"):
+        try:
+            value = json.loads(candidate)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def parse_vote_reply(reply):
+    """{answer: count} sorted by count, most first, from a reply to vote_prompt; None if it is malformed."""
+    value = _boxed_json(reply)
+    if not value:
+        return None
+    counts = {}
+    for answer, count in value.items():
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or count < 0 or count != int(count):
+            return None
+        counts[str(answer)] = int(count)
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def parse_judge_reply(reply):
+    """True/False from a reply to judge_prompt (its boxed {"match": ...}); None if it says neither."""
+    value = _boxed_json(reply)
+    match = value.get("match") if value else None
+    if isinstance(match, str) and match.strip().lower() in ("true", "false"):
+        return match.strip().lower() == "true"
+    return match if isinstance(match, bool) else None
+
