@@ -11,6 +11,8 @@ import sys
 import traceback
 from contextlib import contextmanager
 
+from reasonlite.signals import Stopped
+
 DEBUG_ENV = "REASONLITE_DEBUG"
 
 
@@ -47,7 +49,8 @@ def add_debug_flag(parser):
 
 @contextmanager
 def user_errors(debug=False):
-    """Turn the errors a user can fix into `error:` lines and exit 1; a KeyboardInterrupt exits 130.
+    """Turn the errors a user can fix into `error:` lines and exit 1; a graceful stop on a signal exits 75
+    (signals.STOPPED_EXIT) with its one-line summary; a KeyboardInterrupt that got through exits 130.
 
     ConfigError and DataError are ValueErrors, NoServerError and ServerError RuntimeErrors: all of them name the
     file, line, key or server to fix, so their message is the whole story unless --debug asks for more.
@@ -56,6 +59,9 @@ def user_errors(debug=False):
     setup_logging(debug)
     try:
         yield
+    except Stopped as e:  # a signal asked to stop and what was finished is saved: not an error
+        print(f"stopped by {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except (ValueError, RuntimeError, OSError) as e:
         if debug:
             traceback.print_exc()

@@ -51,6 +51,11 @@ SCHEMA = {
     "run_dir": Field("str", "runs/vllm"),
     "server_start_timeout": Field("float", 1800.0),
     "cpu_kvcache_gb": Field("int", 1),
+    # --- GPU path (#10) ---
+    "full_cuda_graph": Field("bool", False),  # full CUDA graphs, spelled for the installed vLLM (vllm_flags.py)
+    "max_num_seqs": Field("int", None, nullable=True),  # vLLM --max-num-seqs: sequences a server runs at once
+    "stream_interval": Field("int", None, nullable=True),  # vLLM --stream-interval (0.11.1+; left out before)
+    "server_stagger": Field("float", None, nullable=True),  # seconds after the first server; default 30 GPU, 0 CPU
     # --- generation (seed) ---
     "mode": Field("infer|vote|judge|judge_vote", "infer"),
     "wait_servers_up": Field("bool", True),
@@ -67,7 +72,10 @@ SCHEMA = {
     "tokenizer_path": Field("str", None, nullable=True),
     "stop": Field("list[str]", SEED_STOP),
     "max_inflight_per_server": Field("int", 256),
-    "request_timeout": Field("float", 7200.0),
+    "request_timeout": Field("float", None, nullable=True),  # a cap on one attempt in total; none by default
+    "first_token_timeout": Field("float", 1800.0),  # seconds from sending a request to its first token
+    "stall_timeout": Field("float", 600.0),  # seconds a streaming answer may go without a token
+    "drain_timeout": Field("float", 25.0),  # on SIGTERM: seconds to wait for answers in flight (Slurm waits 30)
     "max_retries": Field("int", 5),
     "retry_backoff": Field("float", 1.0),  # seconds before the first retry; doubles each time, up to 60
     "server_down_timeout": Field("float", 1800.0),
@@ -272,6 +280,13 @@ def _check_pipeline(cfg):
         bad("grader_workers", f"must be at least 1, got {cfg.grader_workers}")
     if cfg.grader_timeout <= 0:
         bad("grader_timeout", f"must be positive, got {cfg.grader_timeout}")
+    for key in ("first_token_timeout", "stall_timeout"):
+        if cfg[key] <= 0:
+            bad(key, f"must be positive, got {cfg[key]}")
+    if cfg.request_timeout is not None and cfg.request_timeout <= 0:
+        bad("request_timeout", f"must be positive (or null: no cap), got {cfg.request_timeout}")
+    if cfg.drain_timeout < 0:
+        bad("drain_timeout", f"must be 0 or more, got {cfg.drain_timeout}")
     if cfg.retry_backoff < 0:
         bad("retry_backoff", f"must be 0 or more, got {cfg.retry_backoff}")
     if cfg.max_retries < 0:

@@ -86,4 +86,5 @@ class Infer(Stage):
     def summary(self):
         if self.llm.model is None:
             return []
-        return [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"]
+        faults = self.llm.pool.fault_summary()
+        return [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"] + ([faults] if faults else [])

@@ -11,10 +11,21 @@ Crash safety rests on three rules:
   A reader of `.part` files drops that torn line; a run resuming into its own `.part` truncates it first.
 - Unfinished records (answer null after the last retry) are appended only in the final step before the rename, so
   in a `.part` file they form a tail block that a resuming run cuts off and redoes.
+- One process writes a shard at a time: ShardLock holds `.<rank>_<world>.jsonl.lock` (an flock, which the kernel
+  drops when its holder dies, and on NFS maps to a POSIX lock), with the holder's host and pid inside for messages.
+- A write the disk refuses (ENOSPC, EDQUOT) is undone to the byte: the file is as it was before it.
+- A damaged line in the middle of the pipeline's own files (a copy cut short, a hand edit, a filesystem hiccup) is
+  reported with its file and line, skipped and counted, and its record is redone; only a last line without its
+  newline is dropped silently. Input files a user writes (info.jsonl) stay strict: a bad line there is an error.
 """
+import errno
+import fcntl
 import json
+import logging
 import os
 import re
+import shutil
+import socket
 import time
 import zlib
 from contextlib import contextmanager
@@ -25,8 +36,55 @@ import numpy as np
 SHARD_RE = re.compile(r"^(\d+)_(\d+)\.jsonl(\.part)?$")
 
 
+logger = logging.getLogger(__name__)
+
+
 class DataError(ValueError):
     """Input data the pipeline cannot use; the message names the file and line."""
+
+
+class Damage:
+    """Damaged lines met in the pipeline's own files: each named once (file and line), skipped and counted."""
+
+    def __init__(self, say=20):
+        self.count = 0
+        self.places = []  # (path, line, why), the first few hundred
+        self.say = say
+        self._seen = set()  # a stage may read its input more than once; each line counts once
+
+    def __call__(self, path, lineno, why):
+        if (str(path), lineno) in self._seen:
+            return
+        self._seen.add((str(path), lineno))
+        self.count += 1
+        if len(self.places) < 500:
+            self.places.append((str(path), lineno, why))
+        if self.count <= self.say:
+            logger.warning(f"{path}:{lineno}: damaged line skipped ({why}); its record will be redone")
+        elif self.count == self.say + 1:
+            logger.warning("more damaged lines skipped; the count is in the summary")
+
+    def summary(self):
+        return (f"{self.count} damaged lines skipped (the first named above); their records are redone by a rerun"
+                if self.count else "")
+
+
+class DiskFullError(OSError):
+    """A write the disk refused; the file was left as it was before the write."""
+
+    def __str__(self):  # the one line for the user, without OSError's "[Errno 28]" prefix
+        return self.strerror
+
+
+def disk_full(path, e):
+    """A one-line DiskFullError naming the path and the free space there."""
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+        room = f"{free / 2**20:.1f} MiB free"
+    except OSError:
+        room = "free space unknown"
+    return DiskFullError(e.errno, f"{path}: cannot write ({os.strerror(e.errno)}; {room} there); the file is as it "
+                                  "was before this write: free space and rerun the same command")
 
 
 def shard_of(index, world):
@@ -34,11 +92,12 @@ def shard_of(index, world):
     return zlib.crc32(str(index).encode("utf-8")) % world
 
 
-def read_records(path, torn_tail_ok=False):
+def read_records(path, torn_tail_ok=False, damage=None):
     """Yield (line_number, record) for each JSON object line of a file, streaming.
 
-    With torn_tail_ok, a last line without its newline (a write cut by a crash) is skipped instead of parsed.
-    Any other bad line raises DataError naming the file and line.
+    With torn_tail_ok, a last line without its newline (a write cut by a crash) is skipped instead of parsed. Any
+    other bad line raises DataError naming the file and line, or, with a Damage collector, is reported, counted and
+    skipped (the pipeline's own files: their records are redone).
     """
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
@@ -47,16 +106,27 @@ def read_records(path, torn_tail_ok=False):
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start})") from None
-            try:  # without its newline, so that a column in the message is a column of the line
-                record = json.loads(text.rstrip("\r\n"))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                record = _parse_line(raw, path, lineno)
+            except DataError as e:
+                if damage is None:
+                    raise
+                damage(path, lineno, str(e).split(": ", 2)[-1])
+                continue
             yield lineno, record
+
+
+def _parse_line(raw, path, lineno):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start})") from None
+    try:  # without its newline, so that a column in the message is a column of the line
+        record = json.loads(text.rstrip("\r\n"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def whole_lines_size(path):
@@ -100,11 +170,22 @@ class ShardWriter:
     def flush(self):
         if self._buf:
             data = b"".join(self._buf)
-            view = memoryview(data)
-            while view:  # os.write may write less than asked; a short write must not tear a line
-                n = os.write(self._fd, view)
-                view = view[n:]
             self._buf = []
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            view = memoryview(data)
+            try:
+                while view:  # os.write may write less than asked; a short write must not tear a line
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+            except OSError as e:
+                # Undo what part of this write got through, so no record is left half-written.
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    pass
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise disk_full(self.part_path, e) from None
+                raise
         self._last = time.monotonic()
 
     def finish(self, final_path):
@@ -117,10 +198,68 @@ class ShardWriter:
         _fsync_dir(Path(final_path).parent)
 
     def close(self):
+        """Flush what is buffered and close; a flush the disk refuses still closes the file."""
         if self._fd is not None:
-            self.flush()
+            try:
+                self.flush()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+class ShardLock:
+    """One writer per shard: an exclusive flock on `.<shard>.lock` beside it, naming its holder's host and pid.
+
+    The kernel releases an flock when its holder dies (on NFS the server does, when the client's lease ends), so a
+    lock held is a writer alive. What the file says is for messages: a lock file that names a dead process is the
+    trace of a crash, taken over with a line saying so.
+    """
+
+    def __init__(self, shard_path):
+        shard_path = Path(shard_path)
+        self.path = shard_path.with_name(f".{shard_path.name}.lock")
+        self._fd = None
+
+    def acquire(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read_holder(fd)
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                raise DataError(f"{self.path.parent}: another process ({holder}) is writing this shard; wait for it "
+                                "or stop it, then rerun (two writers would duplicate records)") from None
+            raise
+        previous = _read_holder(fd)
+        if previous:
+            logger.warning(f"{self.path}: taking over the lock of {previous}, which is no longer running")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # an empty lock file: nobody holds it, no crash to report
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read_holder(fd):
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+        return f"pid {info['pid']} on {info['host']}, since {info['started']}" if info else ""
+    except (ValueError, KeyError, TypeError, OSError):
+        return "an unknown process"
 
 
 @contextmanager
@@ -218,18 +357,19 @@ def folder_files(folder, include_part=True):
     return [p for (r, w, part), p in sorted(files.items()) if include_part or not part]
 
 
-def iter_folder(folder, include_part=True):
+def iter_folder(folder, include_part=True, damage=None):
     """Yield records of every shard file of a folder, dropping torn last lines of `.part` files."""
     for path in folder_files(folder, include_part):
-        for _, record in read_records(path, torn_tail_ok=path.name.endswith(".part")):
+        for _, record in read_records(path, torn_tail_ok=path.name.endswith(".part"), damage=damage):
             yield record
 
 
-def reopen_part(part_path, is_finished, expected):
+def reopen_part(part_path, is_finished, expected, damage=None):
     """Make an existing `.part` file (or a completed shard being redone) safe to append to.
 
     Keeps the leading run of finished records, truncates the rest (a torn line, or the unfinished tail block) and
-    returns the indices kept and how many of them are in `expected`. Streams, so the file may be larger than memory.
+    returns the indices kept and how many of them are in `expected`. A damaged line inside that run stays where it
+    is and is skipped (readers skip it too); its record is redone. Streams, so the file may be larger than memory.
     """
     part_path = Path(part_path)
     done = IndexSet()
@@ -240,16 +380,23 @@ def reopen_part(part_path, is_finished, expected):
         for lineno, raw in enumerate(f, 1):
             if not raw.endswith(b"\n"):
                 break
+            offset += len(raw)
+            if not raw.strip():
+                keep = offset
+                continue
             try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise DataError(f"{part_path}:{lineno}: not valid JSON; this file was not written by this "
-                                "pipeline or was corrupted; move it away to redo its records") from None
-            if not isinstance(record, dict) or not is_finished(record):
+                record = _parse_line(raw, part_path, lineno)
+            except DataError as e:
+                if damage is None:
+                    raise DataError(f"{e}; this file was not written by this pipeline or was damaged; move it "
+                                    "away to redo its records") from None
+                damage(part_path, lineno, str(e).split(": ", 2)[-1])
+                keep = offset
+                continue
+            if not is_finished(record) or not isinstance(record.get("index"), str):
                 break
             done.add(record["index"])
             n_expected += record["index"] in expected
-            offset += len(raw)
             keep = offset
     if keep != part_path.stat().st_size:
         os.truncate(part_path, keep)

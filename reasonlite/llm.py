@@ -8,7 +8,6 @@ import json
 import logging
 import re
 
-from reasonlite.client import ServerPool, completion_payload
 from reasonlite.config import api_key
 from reasonlite.prompts import PromptBuilder
 from reasonlite.servers import client_urls
@@ -29,10 +28,12 @@ class LLM:
         self.tokens = 0
 
     async def __aenter__(self):
+        from reasonlite.client import ServerPool  # aiohttp costs half a second: only when a server is needed
         cfg = self.cfg
         self.pool = ServerPool(client_urls(cfg), api_key=api_key(cfg),
                                max_inflight_per_server=cfg.max_inflight_per_server,
                                request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
+                               first_token_timeout=cfg.first_token_timeout, stall_timeout=cfg.stall_timeout,
                                server_down_timeout=cfg.server_down_timeout, backoff_base=cfg.retry_backoff,
                                log=logger.warning)
         await self.pool.__aenter__()
@@ -50,8 +51,9 @@ class LLM:
 
     def payload(self, model_input, seed, echo=False):
         cfg = self.cfg
+        from reasonlite.client import completion_payload
         return completion_payload(self.model, model_input, seed=seed, max_tokens=cfg.max_tokens,
-                                  temperature=cfg.temperature, top_p=cfg.top_p, echo=echo, stream=False,
+                                  temperature=cfg.temperature, top_p=cfg.top_p, echo=echo,
                                   stop=cfg.stop)
 
     async def complete(self, payload):

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from reasonlite import jsonl
 from reasonlite.jsonl import DataError, IndexSet, shard_of
+from reasonlite.signals import GracefulStop, Stopped
 
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Stage:
         self.cfg = cfg
         self.base = Path(cfg.base_data_path)
         self.t0 = time.monotonic()
+        self.damage = jsonl.Damage()  # damaged lines met in the pipeline's own files
 
     def check_inputs(self):
         """Read every input once and raise DataError on the first bad line, before any output exists."""
@@ -82,7 +84,7 @@ def run_folder_name(save_name):
     return save_name
 
 
-async def _run(stage, folder, rank, world, flush_every):
+async def _run(stage, folder, rank, world, cfg, stop):
     part = folder / f"{rank}_{world}.jsonl.part"
     final = folder / f"{rank}_{world}.jsonl"
     mine = lambda index: shard_of(index, world) == rank  # noqa: E731
@@ -95,48 +97,70 @@ async def _run(stage, folder, rank, world, flush_every):
 
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    if final.exists() and not part.exists():
-        os.replace(final, part)  # redoing a completed shard in place: keep its finished records, redo the rest
-    done, resumed = (jsonl.reopen_part(part, stage.is_finished, expected) if part.exists() else (IndexSet(), 0))
-    writer = jsonl.ShardWriter(part, flush_every=flush_every)
-    counts = {"resumed": resumed, "carried": 0, "new": 0, "failed": 0}
+    lock = jsonl.ShardLock(final).acquire()  # before touching the shard: a second writer would duplicate records
+    counts = {"resumed": 0, "carried": 0, "new": 0, "failed": 0}
+    writer = None
     try:
+        if final.exists() and not part.exists():
+            os.replace(final, part)  # redoing a completed shard in place: keep its finished records, redo the rest
+        done, counts["resumed"] = (jsonl.reopen_part(part, stage.is_finished, expected, stage.damage)
+                                   if part.exists() else (IndexSet(), 0))
+        writer = jsonl.ShardWriter(part, flush_every=cfg.flush_every)
         for src in jsonl.resume_sources(folder.parent, exclude=folder):
-            for rec in jsonl.iter_folder(src):
+            for n, rec in enumerate(jsonl.iter_folder(src, damage=stage.damage)):
                 index = rec.get("index")
                 if (isinstance(index, str) and stage.is_finished(rec) and mine(index) and index in expected
                         and index not in done):
                     writer.write(rec)
                     done.add(index)
                     counts["carried"] += 1
+                if n % 10000 == 0:
+                    await asyncio.sleep(0)  # lets a SIGTERM handler run during a long carry-over
+                    if stop.requested:
+                        break
         writer.flush()
 
-        todo = total - resumed - counts["carried"]
-        if todo:  # nothing left means no server is needed: a finished run can be re-read without one
-            await _process_missing(stage, todo, mine, done, writer, counts, f"{stage.name} {rank}_{world}")
+        todo = total - counts["resumed"] - counts["carried"]
+        if todo and not stop.requested:  # nothing left needs no server: a finished run can be re-read without one
+            await _process_missing(stage, todo, mine, done, writer, counts, f"{stage.name} {rank}_{world}", stop,
+                                   cfg.get("drain_timeout", 25.0))
+        if stop.requested:
+            writer.close()
+            left = total - counts["resumed"] - counts["carried"] - counts["new"]
+            raise Stopped(f"{stop.signal_name}: {counts['new']} new records saved in {part}, {left} of this shard's "
+                          f"{total} left; rerun the same command to do them")
 
-        if total > resumed + counts["carried"] + counts["new"]:
+        if total > counts["resumed"] + counts["carried"] + counts["new"]:
             for item in stage.items():
                 if mine(item["index"]) and item["index"] not in done:
                     writer.write(stage.unfinished(item))
         writer.finish(final)
     except BaseException:
-        writer.close()
+        if writer is not None:
+            writer.close()
         # A run that failed before producing a record (no server, say) leaves nothing behind: what it carried
         # over is still in the folders it came from.
         if created and counts["new"] == 0 and part.exists():
             part.unlink()
+            lock.release()
+            lock.path.unlink(missing_ok=True)
             for d in (folder, folder.parent):
                 try:
                     d.rmdir()
                 except OSError:
                     break
         raise
+    finally:
+        lock.release()
     return final, counts, total
 
 
-async def _process_missing(stage, todo, mine, done, writer, counts, desc):
-    """Send every item of this shard not yet done through async workers; append each finished record."""
+async def _process_missing(stage, todo, mine, done, writer, counts, desc, stop, drain_timeout):
+    """Send every item of this shard not yet done through async workers; append each finished record.
+
+    On a first SIGTERM/SIGINT no new item is started and the ones in flight get `drain_timeout` seconds to finish
+    (their answers cost GPU time); then, or at a second signal, the rest is cancelled.
+    """
     async with stage:
         bar = tqdm(total=todo, desc=desc, unit="rec", dynamic_ncols=True, mininterval=0.5, file=sys.stderr)
         # A bounded queue keeps memory flat however many items there are.
@@ -145,6 +169,8 @@ async def _process_missing(stage, todo, mine, done, writer, counts, desc):
 
         async def produce():
             for item in stage.items():
+                if stop.requested:
+                    break
                 if mine(item["index"]) and item["index"] not in done:
                     await queue.put(item)
             for _ in range(n_workers):
@@ -152,6 +178,8 @@ async def _process_missing(stage, todo, mine, done, writer, counts, desc):
 
         async def work():
             while (item := await queue.get()) is not None:
+                if stop.requested:
+                    continue  # taken off the queue, not started: a rerun does it
                 record = await stage.process(item)
                 if record is None:
                     counts["failed"] += 1
@@ -166,11 +194,30 @@ async def _process_missing(stage, todo, mine, done, writer, counts, desc):
                                         refresh=False)
 
         tasks = [asyncio.ensure_future(produce())] + [asyncio.ensure_future(work()) for _ in range(n_workers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
+
+        def cancel_all():
             for t in tasks:
                 t.cancel()
+
+        def on_stop(urgent):
+            if urgent:
+                cancel_all()
+            else:
+                logger.warning(f"{stop.signal_name}: no new requests; waiting up to {drain_timeout:.0f} s for the "
+                               f"ones in flight (signal again to stop at once)")
+                asyncio.get_running_loop().call_later(drain_timeout, cancel_all)
+
+        stop.on_request.append(on_stop)
+        try:
+            pending = set(tasks)
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                failed = [t for t in finished if not t.cancelled() and t.exception() is not None]
+                if failed:
+                    raise failed[0].exception()
+        finally:
+            stop.on_request.remove(on_stop)
+            cancel_all()
             bar.close()
 
 
@@ -184,12 +231,19 @@ def run(stage, rank=0, world=1, save_name=None):
         raise DataError(f"{folder}: holds shards of -g {sorted(others)[0]}, not -g {world}; use another -s")
     stage.check_inputs()
     t0 = time.monotonic()
-    final, counts, total = asyncio.run(_run(stage, folder, rank, world, stage.cfg.flush_every))
+
+    async def main():
+        with GracefulStop(raise_on_second=False) as stop:
+            stop.install_in(asyncio.get_running_loop())
+            return await _run(stage, folder, rank, world, stage.cfg, stop)
+
+    final, counts, total = asyncio.run(main())
     unfinished = total - counts["resumed"] - counts["carried"] - counts["new"]
     logger.info(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried over, "
           f"{counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s")
-    for line in stage.summary():
-        logger.info(f"{stage.name}: {line}")
+    for line in stage.summary() + [stage.damage.summary()]:
+        if line:
+            logger.info(f"{stage.name}: {line}")
     if unfinished:
         logger.warning(f"{unfinished} records are unfinished (null); rerun the same command to redo them")
     return final

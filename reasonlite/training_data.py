@@ -17,8 +17,10 @@ for the same input and --seed, and 5M records never sit in memory. Each chunk is
 renamed when complete; part files of an earlier, larger conversion are removed after the new ones are in place.
 """
 import argparse
+import errno
 import os
 import re
+import signal
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -32,6 +34,7 @@ from reasonlite.convert import (CONTAMINATED, DUPLICATE, ERROR, MISMATCH, TOO_LO
 from reasonlite.decontaminate import Decontaminator
 from reasonlite.filters import TokenCounter, dedup_key
 from reasonlite.jsonl import DataError, IndexSet
+from reasonlite.signals import GracefulStop, Stopped
 
 CHUNK_SIZE = 100000
 STAGES = ("answer_judge", "answer_judge_vote")
@@ -67,7 +70,7 @@ def experiment_dir(path):
     raise DataError(f"{path}: not under an answer_judge/ or answer_judge_vote/ folder; pass -o for the output folder")
 
 
-def collect(files, tmp_path, args, counts):
+def collect(files, tmp_path, args, counts, stop, damage):
     """Pass 1: stream, convert and filter; append kept conversations to tmp_path; return their byte offsets."""
     decon = Decontaminator(args.decontaminate, args.ngram) if args.decontaminate else None
     seen = IndexSet() if args.dedup else None
@@ -85,7 +88,10 @@ def collect(files, tmp_path, args, counts):
                 out.write(jsonl.dumps({"messages": messages}))
 
         for path in files:
-            for lineno, record in jsonl.read_records(path):
+            for lineno, record in jsonl.read_records(path, damage=damage):
+                if stop.requested:
+                    raise Stopped(f"{stop.signal_name}: nothing written (the output folder is as it was); rerun "
+                                  "the same command")
                 counts["total"] += 1
                 reason, messages = convert(record, f"{path}:{lineno}")
                 counts[reason or "correct"] += 1
@@ -111,20 +117,41 @@ def collect(files, tmp_path, args, counts):
     return offsets, decon
 
 
-def write_chunks(tmp_path, offsets, save_dir, seed, chunk_size):
-    """Pass 2: the kept conversations in a seeded random order, chunk by chunk, each file renamed when whole."""
+def write_chunks(tmp_path, offsets, save_dir, seed, chunk_size, stop):
+    """Pass 2: the kept conversations in a seeded random order, chunk by chunk.
+
+    Every chunk is written under a hidden temporary name first and all are renamed into place at the end, so a
+    crash or a stop at any point before leaves the previous conversion whole, never a mix of old and new parts.
+    """
     order = np.random.default_rng(seed).permutation(len(offsets))
     offsets = np.frombuffer(offsets, dtype=np.int64)
     n_chunks = (len(order) + chunk_size - 1) // chunk_size
-    with open(tmp_path, "rb") as src:
-        for i in range(n_chunks):
-            final = save_dir / f"data_part{i + 1}.jsonl"
-            chunk = order[i * chunk_size:(i + 1) * chunk_size]
-            print(f"Saving {len(chunk)} records to {final}")
-            with jsonl.atomic_file(final) as out:
-                for j in chunk:
-                    src.seek(offsets[j])
-                    out.write(src.readline())
+    finals = [save_dir / f"data_part{i + 1}.jsonl" for i in range(n_chunks)]
+    temps = [f.with_name(f".{f.name}.{os.getpid()}.tmp") for f in finals]
+    try:
+        with open(tmp_path, "rb") as src:
+            for i, (final, temp) in enumerate(zip(finals, temps)):
+                chunk = order[i * chunk_size:(i + 1) * chunk_size]
+                print(f"Saving {len(chunk)} records to {final}")
+                with open(temp, "wb") as out:
+                    for j in chunk:
+                        src.seek(offsets[j])
+                        out.write(src.readline())
+                    out.flush()
+                    os.fsync(out.fileno())
+                if stop.requested:
+                    raise Stopped(f"{stop.signal_name}: nothing written (the output folder is as it was); rerun "
+                                  "the same command")
+        # The renames take milliseconds; signals wait until all are done, so no stop can leave a mix.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            for temp, final in zip(temps, finals):
+                os.replace(temp, final)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
     # Parts an earlier, bigger conversion left behind would otherwise be trained on as if they were ours.
     for stale in save_dir.glob("data_part*.jsonl"):
         m = re.fullmatch(r"data_part(\d+)\.jsonl", stale.name)
@@ -166,15 +193,23 @@ def run(args):
     save_dir.mkdir(parents=True, exist_ok=True)
     print(f"[load]: {', '.join(map(str, files))}\n[save]: {save_dir}")
     counts = Counter()
+    damage = jsonl.Damage()
     tmp_path = save_dir / f".collect-{os.getpid()}.jsonl.tmp"
-    try:
-        offsets, decon = collect(files, tmp_path, args, counts)
-        report(counts, len(offsets), args, decon)
-        if not offsets:
-            raise DataError(f"no record survived the filters; nothing written to {save_dir}")
-        write_chunks(tmp_path, offsets, save_dir, args.seed, args.chunk_size)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with GracefulStop() as stop:  # the first signal stops between records, a second at once; nothing is half-written
+        try:
+            offsets, decon = collect(files, tmp_path, args, counts, stop, damage)
+            report(counts, len(offsets), args, decon)
+            if damage.count:
+                print(f"[damaged lines]: {damage.count} skipped (named above); rerun the judge to redo them")
+            if not offsets:
+                raise DataError(f"no record survived the filters; nothing written to {save_dir}")
+            write_chunks(tmp_path, offsets, save_dir, args.seed, args.chunk_size, stop)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise jsonl.disk_full(save_dir / "data_part*.jsonl", e) from None
+            raise
+        finally:
+            tmp_path.unlink(missing_ok=True)
     return save_dir
 
 

@@ -1,5 +1,8 @@
 """The bad-input survey: each malformed input a user can hand the pipeline, and the one error line it gets.
 
+The one table of bad input for infer.py and the conversion (the evaluator's is in test_eval.py, the trainer's in
+test_train.py); the README's bad-input table is this list.
+
 Each row: a name, the files to write (relative to a fresh experiment folder; bytes for non-UTF-8), the command, and
 the exact error line ({d} stands for the folder). Every row must exit 1 with that one line on stderr and no new
 output folder, and no row may need a server: input is checked before anything is sent or written.
@@ -53,11 +56,18 @@ SURVEY = [
      "error: {d}/exp/info.jsonl:2: not valid UTF-8 (byte 12)"),
     ("info without prompt", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK + '{"index": "s:1"}\n'}, INFER,
      "error: {d}/exp/info.jsonl:2: field 'prompt' is missing or not a non-empty string"),
+    ("info prompt not a string", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK + '{"prompt": 5, "index": "s:1"}\n'},
+     INFER, "error: {d}/exp/info.jsonl:2: field 'prompt' is missing or not a non-empty string"),
     ("info index repeated", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK * 2}, INFER,
      "error: {d}/exp/info.jsonl:2: field 'index' repeats an earlier index 's:0'"),
     ("info empty", {"c.yaml": CFG, "exp/info.jsonl": "\n"}, INFER,
      "error: {d}/exp/info.jsonl: no problems in the file"),
-    # ---- records with missing fields ----
+    # ---- command-line arguments ----
+    ("rank outside the shards", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, INFER + ["-l", "2", "-g", "2"],
+     "error: -l 2 -g 2: the rank must be in 0..1"),
+    ("run name with a path", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, INFER + ["-s", "../escape"],
+     "error: -s '../escape': a run folder name is letters, digits and _ . : - (no path)"),
+    # ---- records with missing fields (a line that is not JSON at all is damage, not this: see test_failures) ----
     ("no answer_origin run", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, JUDGE,
      "error: {d}/exp/answer_origin: no complete run folder; run `infer.py -m infer` before -m judge"),
     ("record without index", {"c.yaml": CFG, ORIGIN: origin(index=...)}, JUDGE,
@@ -66,8 +76,6 @@ SURVEY = [
      "error: {d}/exp/answer_origin/r1/0_1.jsonl:1: field 'answer' is missing or not a string"),
     ("record without expected_answer", {"c.yaml": CFG, ORIGIN: origin(info={"prompt": "p"})}, JUDGE,
      "error: {d}/exp/answer_origin/r1/0_1.jsonl:1: field 'info.expected_answer' is missing"),
-    ("record not UTF-8", {"c.yaml": CFG, ORIGIN: origin().encode() + b'{"index": "\xff"}\n'}, JUDGE,
-     "error: {d}/exp/answer_origin/r1/0_1.jsonl:2: not valid UTF-8 (byte 11)"),
     ("vote record without vote", {"c.yaml": CFG, ORIGIN: origin(), "exp/vote/v1/0_1.jsonl": '{"index": "s:0"}\n'},
      ["infer.py", "-c", "{d}/c.yaml", "-m", "judge_vote"],
      "error: {d}/exp/vote/v1/0_1.jsonl:1: fields 'index' and 'vote' are required; not a vote record"),
@@ -90,3 +98,9 @@ def test_bad_input_gets_one_clear_line(tmp_path, name, files, command, error):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and lines == [error.replace("{d}", str(tmp_path))], proc.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_an_unknown_mode_is_argparses_usage_error(tmp_path):
+    (tmp_path / "c.yaml").write_text(CFG.replace("{d}", str(tmp_path)))
+    proc = run_script("infer.py", "-c", tmp_path / "c.yaml", "-m", "vot")
+    assert proc.returncode == 2 and "invalid choice: 'vot'" in proc.stderr

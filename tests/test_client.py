@@ -1,28 +1,44 @@
-"""The async client against in-process stub servers that inject the faults a real server won't on demand."""
+"""The async client against in-process stub servers that inject the faults a real server won't on demand.
+
+The stubs here are fault injectors, not models: each handler answers the way a broken server or proxy would.
+"""
 import asyncio
+import json
+from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
 from conftest import free_port
 
-from reasonlite.client import ServerPool
+from reasonlite.client import NoServerError, ServerPool, completion_payload
 
 OK = {"choices": [{"text": "ok"}], "usage": {"completion_tokens": 1}}
+STREAM = completion_payload("m", "p", seed=0, max_tokens=4, temperature=0, top_p=1)
 
 
 async def ok(request):
     return web.json_response(OK)
 
 
-async def start_stub(handler, port=None):
-    app = web.Application()
-    app.router.add_post("/v1/completions", handler)
-    app.router.add_get("/health", ok)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = port or free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
+@asynccontextmanager
+async def stubs(*handlers, port=None):
+    """One stub server per handler (POST /v1/completions, GET /health); yields their URLs."""
+    runners, urls = [], []
+    for handler in handlers:
+        app = web.Application()
+        app.router.add_post("/v1/completions", handler)
+        app.router.add_get("/health", ok)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        p = port or free_port()
+        await web.TCPSite(runner, "127.0.0.1", p).start()
+        runners.append(runner)
+        urls.append(f"http://127.0.0.1:{p}")
+    try:
+        yield urls
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def pool(urls, **kw):
@@ -31,52 +47,155 @@ def pool(urls, **kw):
     return ServerPool(urls, **kw)
 
 
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def sse(request, chunks, done=True, stall_after=None, stall=0.0):
+    """Answer as vLLM streams: `data: {json}` lines, then `data: [DONE]` (unless told to cut the stream short)."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for k, chunk in enumerate(chunks):
+        if stall_after is not None and k == stall_after:
+            await asyncio.sleep(stall)
+        data = chunk if isinstance(chunk, bytes) else json.dumps(chunk).encode()
+        await resp.write(b"data: " + data + b"\n\n")
+    if done:
+        await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
+def piece(text, finish=None):
+    return {"id": "c1", "model": "m", "choices": [{"index": 0, "text": text, "finish_reason": finish}]}
+
+
+USAGE = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+
+
 def test_retries_5xx_then_succeeds():
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        return web.json_response(OK) if len(calls) > 2 else web.Response(status=503)
+
     async def main():
-        calls = []
-
-        async def handler(request):
-            calls.append(1)
-            return web.json_response(OK) if len(calls) > 2 else web.Response(status=503)
-
-        runner, url = await start_stub(handler)
-        async with pool([url]) as p:
+        async with stubs(handler) as [url], pool([url]) as p:
             assert await p.post("/v1/completions", {}) == OK
-            assert p.retried == 2 and p.failed == 0
-        await runner.cleanup()
-    asyncio.run(main())
+            assert p.retried == 2 and p.failed == 0 and p.faults == {"HTTP 503": 2}
+    run(main())
 
 
 def test_gives_up_after_the_last_retry_and_does_not_retry_4xx():
-    async def main():
-        async def handler(request):
-            return web.Response(status=500 if request.query.get("x") else 400, text="prompt too long")
+    async def handler(request):
+        return web.Response(status=500 if request.query.get("x") else 400, text="prompt too long")
 
-        runner, url = await start_stub(handler)
-        async with pool([url], max_retries=2) as p:
+    async def main():
+        async with stubs(handler) as [url], pool([url], max_retries=2) as p:
             assert await p.post("/v1/completions?x=1", {}) is None
             assert p.retried == 3 and p.failed == 1
             assert await p.post("/v1/completions", {}) is None
             assert p.retried == 3 and p.failed == 2
-        await runner.cleanup()
-    asyncio.run(main())
+    run(main())
 
 
 def test_stalled_request_times_out_and_is_retried():
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(1.5)
+        return web.json_response(OK)
+
     async def main():
-        calls = []
-
-        async def handler(request):
-            calls.append(1)
-            if len(calls) == 1:
-                await asyncio.sleep(1.5)
-            return web.json_response(OK)
-
-        runner, url = await start_stub(handler)
-        async with pool([url], request_timeout=0.3) as p:
+        async with stubs(handler) as [url], pool([url], request_timeout=0.3) as p:
             assert await p.post("/v1/completions", {}) == OK
-        await runner.cleanup()
-    asyncio.run(main())
+    run(main())
+
+
+def test_a_stream_is_reassembled_like_a_plain_answer():
+    async def handler(request):
+        body = await request.json()
+        assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+        return await sse(request, [piece("The answer "), piece("is 4.", "stop"), USAGE])
+
+    async def main():
+        async with stubs(handler) as [url], pool([url]) as p:
+            data = await p.post("/v1/completions", STREAM)
+        assert data["choices"][0] == {"index": 0, "text": "The answer is 4.", "finish_reason": "stop"}
+        assert data["usage"]["completion_tokens"] == 2 and data["model"] == "m"
+    run(main())
+
+
+def test_a_long_answer_that_keeps_streaming_is_never_cut():
+    """Fifteen chunks 0.1 s apart: longer than the stall timeout in total, never a stall."""
+    async def handler(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for k in range(15):
+            await asyncio.sleep(0.1)
+            await resp.write(b"data: " + json.dumps(piece("x", "length" if k == 14 else None)).encode() + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    async def main():
+        async with stubs(handler) as [url], pool([url], request_timeout=None, stall_timeout=0.5,
+                                                first_token_timeout=0.5) as p:
+            data = await p.post("/v1/completions", STREAM)
+        assert data["choices"][0]["text"] == "x" * 15 and p.retried == 0
+    run(main())
+
+
+def test_no_first_token_and_a_stalled_stream_are_retried_and_counted():
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        if len(calls) == 1:  # accepted, then nothing: a server stuck before its first token
+            return await sse(request, [piece("late")], stall_after=0, stall=3)
+        if len(calls) == 2:  # a few tokens, then nothing
+            return await sse(request, [piece("a"), piece("b")], stall_after=1, stall=3)
+        return await sse(request, [piece("fine", "stop")])
+
+    async def main():
+        async with stubs(handler) as [url], pool([url], request_timeout=None, first_token_timeout=0.5,
+                                                stall_timeout=0.5) as p:
+            data = await p.post("/v1/completions", STREAM)
+            assert data["choices"][0]["text"] == "fine"
+            assert p.faults == {"first-token timeout": 1, "stall timeout": 1}
+            assert "first-token timeout 1" in p.fault_summary()
+    run(main())
+
+
+@pytest.mark.parametrize("kind, answer", [
+    ("proxy error page", lambda r: web.Response(status=200, text="<html>502 Bad Gateway</html>",
+                                                 content_type="text/html")),
+    ("JSON cut short", lambda r: web.Response(status=200, text='{"choices": [{"text": "ha', content_type="application/json")),
+    ("no choices", lambda r: web.json_response({"object": "text_completion", "choices": []})),
+    ("choice without text", lambda r: web.json_response({"choices": [{"index": 0}]})),
+    ("stream without [DONE]", lambda r: sse(r, [piece("cut")], done=False)),
+    ("stream of garbage", lambda r: sse(r, [b"{not json"])),
+    ("stream with an error chunk", lambda r: sse(r, [piece("a"), {"error": {"message": "engine dead"}}])),
+])
+def test_bodies_that_are_not_vllms_are_retried_and_counted(kind, answer):
+    calls = []
+
+    async def handler(request):
+        calls.append(1)
+        if len(calls) == 1:
+            result = answer(request)
+            return await result if asyncio.iscoroutine(result) else result
+        return await sse(request, [piece("good", "stop")])
+
+    async def main():
+        logged = []
+        async with stubs(handler) as [url], pool([url], log=logged.append) as p:
+            data = await p.post("/v1/completions", STREAM)
+            assert data["choices"][0]["text"] == "good", kind
+            assert p.faults == {"bad body": 1} and p.retried == 1
+        assert len(logged) == 1 and url in logged[0] and "retrying" in logged[0]  # one clear line per request
+    run(main())
 
 
 def test_waits_for_a_server_that_comes_up_late_without_spending_retries():
@@ -86,74 +205,63 @@ def test_waits_for_a_server_that_comes_up_late_without_spending_retries():
             task = asyncio.ensure_future(p.post("/v1/completions", {}))
             await asyncio.sleep(1.5)
             assert not task.done()
-            runner, _ = await start_stub(ok, port=port)
-            assert await asyncio.wait_for(task, 30) == OK
-            await runner.cleanup()
-    asyncio.run(main())
+            async with stubs(ok, port=port):
+                assert await asyncio.wait_for(task, 30) == OK
+    run(main())
 
 
 def test_least_loaded_routing_sends_less_to_a_slow_server():
+    async def fast(request):
+        await asyncio.sleep(0.01)
+        return web.json_response(OK)
+
+    async def slow(request):
+        await asyncio.sleep(0.2)
+        return web.json_response(OK)
+
     async def main():
-        async def fast(request):
-            await asyncio.sleep(0.01)
-            return web.json_response(OK)
-
-        async def slow(request):
-            await asyncio.sleep(0.2)
-            return web.json_response(OK)
-
-        r1, u1 = await start_stub(fast)
-        r2, u2 = await start_stub(slow)
-        async with pool([u1, u2], max_inflight_per_server=4) as p:
+        async with stubs(fast, slow) as [u1, u2], pool([u1, u2], max_inflight_per_server=4) as p:
             await asyncio.gather(*(p.post("/v1/completions", {}) for _ in range(200)))
             sent = {s.url: s.sent for s in p.servers}
         assert sent[u1] + sent[u2] == 200 and sent[u1] > 3 * sent[u2]
-        await r1.cleanup()
-        await r2.cleanup()
-    asyncio.run(main())
+    run(main())
 
 
 def test_caps_requests_in_flight_per_server():
+    inflight, peak = [0], [0]
+
+    async def handler(request):
+        inflight[0] += 1
+        peak[0] = max(peak[0], inflight[0])
+        await asyncio.sleep(0.02)
+        inflight[0] -= 1
+        return web.json_response(OK)
+
     async def main():
-        inflight, peak = [0], [0]
-
-        async def handler(request):
-            inflight[0] += 1
-            peak[0] = max(peak[0], inflight[0])
-            await asyncio.sleep(0.02)
-            inflight[0] -= 1
-            return web.json_response(OK)
-
-        runner, url = await start_stub(handler)
-        async with pool([url], max_inflight_per_server=5) as p:
+        async with stubs(handler) as [url], pool([url], max_inflight_per_server=5) as p:
             await asyncio.gather(*(p.post("/v1/completions", {}) for _ in range(60)))
         assert peak[0] == 5
-        await runner.cleanup()
-    asyncio.run(main())
+    run(main())
 
 
 def test_no_server_at_all_is_an_error_naming_it():
-    from reasonlite.client import NoServerError
-
     async def main():
         port = free_port()
         async with pool([f"http://127.0.0.1:{port}"]) as p:
             with pytest.raises(NoServerError, match=f"127.0.0.1:{port}"):
                 await p.wait_until_up(timeout=1.5)
-    asyncio.run(main())
+    run(main())
 
 
 def test_api_key_is_sent_as_a_bearer_token():
+    seen = []
+
+    async def handler(request):
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response(OK)
+
     async def main():
-        seen = []
-
-        async def handler(request):
-            seen.append(request.headers.get("Authorization"))
-            return web.json_response(OK)
-
-        runner, url = await start_stub(handler)
-        async with pool([url], api_key="s3cret") as p:
+        async with stubs(handler) as [url], pool([url], api_key="s3cret") as p:
             assert await p.post("/v1/completions", {}) == OK
         assert seen == ["Bearer s3cret"]
-        await runner.cleanup()
-    asyncio.run(main())
+    run(main())

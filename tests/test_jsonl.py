@@ -88,3 +88,63 @@ def test_writer_appends_whole_lines_and_renames(tmp_path):
     w.finish(tmp_path / "0_1.jsonl")
     assert not part.exists()
     assert [r["index"] for _, r in jsonl.read_records(tmp_path / "0_1.jsonl")] == list("01234")
+
+
+def test_a_write_the_disk_refuses_is_undone_to_the_byte(tmp_path, monkeypatch):
+    """A write hook plays the full disk: the first os.write gets half through, the next raises ENOSPC."""
+    import errno
+    import os as os_module
+
+    part = tmp_path / "0_1.jsonl.part"
+    w = jsonl.ShardWriter(part, flush_every=100)
+    w.write({"index": "a"})
+    w.flush()
+    before = part.read_bytes()
+    real_write, calls = os_module.write, []
+
+    def full_disk(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[:len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jsonl.os, "write", full_disk)
+    w.write({"index": "b", "text": "x" * 100})
+    w.write({"index": "c"})
+    with pytest.raises(jsonl.DiskFullError) as e:
+        w.flush()
+    monkeypatch.undo()
+    assert part.read_bytes() == before  # no half record left behind
+    assert str(e.value).startswith(f"{part}: cannot write (No space left on device; ") and "MiB free" in str(e.value)
+    w.close()
+
+
+def test_shard_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
+    shard = tmp_path / "0_2.jsonl"
+    with jsonl.ShardLock(shard):
+        with pytest.raises(DataError, match=r"another process \(pid \d+ on .*\) is writing this shard"):
+            jsonl.ShardLock(shard).acquire()
+    with jsonl.ShardLock(shard):  # released: the next one gets it, with no takeover message
+        pass
+    assert (tmp_path / ".0_2.jsonl.lock").read_text() == ""
+
+
+def test_damaged_lines_are_named_once_skipped_and_counted(tmp_path):
+    path = tmp_path / "0_1.jsonl"
+    path.write_bytes(b'{"index": "a"}\n{"index": "b", "ans\n\xff\xfe\n{"index": "c"}\n{"index": "d"')
+    damage = jsonl.Damage()
+    for _ in range(2):  # a stage may read its input twice: each line still counts once
+        got = [r["index"] for _, r in jsonl.read_records(path, torn_tail_ok=True, damage=damage)]
+        assert got == ["a", "c"]
+    assert damage.count == 2 and [p[1] for p in damage.places] == [2, 3]
+    with pytest.raises(DataError, match=":2: not valid JSON"):  # without a collector, still an error
+        list(jsonl.read_records(path, torn_tail_ok=True))
+
+
+def test_reopen_part_keeps_a_damaged_line_in_place_and_redoes_its_record(tmp_path):
+    part = tmp_path / "0_1.jsonl.part"
+    part.write_bytes(b'{"index": "a", "answer": "x"}\n{"index": "b", "ans\n{"index": "c", "answer": "y"}\n')
+    damage = jsonl.Damage()
+    done, n = jsonl.reopen_part(part, lambda r: r.get("answer") is not None, {"a", "b", "c"}, damage)
+    assert "a" in done and "c" in done and "b" not in done and n == 2 and damage.count == 1
+    assert part.read_bytes().count(b"\n") == 3  # nothing cut: the good record after the damaged one is kept

@@ -61,18 +61,22 @@ def assert_each_index_once(folder, expected, finished=lambda r: True):
 
 def test_a_run_at_20_percent_faults_answers_every_record(server, make_config, tmp_path):
     base = write_info(tmp_path / "exp", PROBLEMS)
-    # seed 11: the proxy's first 25 draws hold every kind of fault
-    with proxy(server["port"], fail=0.2, stall=4, seed=11, stats=tmp_path / "stats.json") as port:
-        cfg = make_config(port_base=port, num_answer=8, request_timeout=1.5, retry_backoff=0.05, max_retries=10)
+    # seed 2: the proxy's first 40 draws at 30% hold every kind of fault, bad bodies and mid-stream stalls included
+    with proxy(server["port"], fail=0.3, stall=4, seed=2, stats=tmp_path / "stats.json") as port:
+        cfg = make_config(port_base=port, num_answer=16, first_token_timeout=1.5, stall_timeout=1.5,
+                          retry_backoff=0.05, max_retries=10)
         proc = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "flaky", timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert_each_index_once(base / "answer_origin" / "flaky", [f"t:{i}_{j}" for i in range(3) for j in range(8)],
+    assert_each_index_once(base / "answer_origin" / "flaky", [f"t:{i}_{j}" for i in range(3) for j in range(16)],
                            finished=lambda r: r["answer"] is not None)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert all(n > 0 for n in stats["faults"].values()), stats  # each kind of fault really happened
+    # the summary counts what was retried, by kind
+    summary = [line for line in proc.stderr.splitlines() if "retried faults:" in line]
+    assert summary and "bad body" in summary[0] and "stall timeout" in summary[0], proc.stderr
     # same answers as without faults: a retried request is the same seeded request
     clean = write_info(tmp_path / "clean", PROBLEMS)
-    assert run_script("infer.py", "-c", make_config(base_data_path=str(clean), num_answer=8), "-s", "c").returncode == 0
+    assert run_script("infer.py", "-c", make_config(base_data_path=str(clean), num_answer=16), "-s", "c").returncode == 0
     answers = {r["index"]: r["answer"] for r in read_folder(clean / "answer_origin" / "c")}
     assert answers == {r["index"]: r["answer"] for r in read_folder(base / "answer_origin" / "flaky")}
 

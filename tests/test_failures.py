@@ -1,0 +1,191 @@
+"""The failures clusters really have: preemption (SIGTERM), two writers on one shard, a full disk, a damaged line.
+
+The server here is bench/stub_server.py answering by itself after --delay seconds: a stand-in that makes requests
+take as long as a test needs (a real model can't be made slow on demand); it says so in its docstring. The prompts
+are gpt-oss harmony prompts, which need no tokenizer, so these tests start no vLLM server.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+from conftest import ROOT, free_port, run_script, write_info, write_yaml
+
+from reasonlite import jsonl
+from reasonlite.signals import STOPPED_EXIT
+
+pytestmark = pytest.mark.slow  # whole commands against a server process, with waits: tens of seconds
+
+PROBLEMS = [(f"f:{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(10)]
+
+
+@contextmanager
+def stub(delay, stats=None):
+    port = free_port()
+    argv = [sys.executable, "bench/stub_server.py", "--port", str(port), "--delay", str(delay)]
+    if stats:
+        argv += ["--stats", str(stats)]
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                import urllib.request
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+
+
+def config(tmp_path, port, base, **over):
+    cfg = {"model_path": "stub/gpt-oss-stub", "prompt_format": "harmony", "device": "cpu", "gpu_index": [0],
+           "port_base": port, "base_data_path": str(base), "num_answer": 4, "max_inflight_per_server": 4,
+           "server_start_timeout": 30, "retry_backoff": 0.05, **over}
+    return write_yaml(tmp_path / f"c{len(list(tmp_path.glob('c*.yaml')))}.yaml", cfg)
+
+
+def start_infer(cfg, *extra):
+    return subprocess.Popen([sys.executable, "infer.py", "-c", str(cfg), "-m", "infer", *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def records_of(path):
+    """Every line of a shard file must be a whole JSON record."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_for_records(part, n, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if part.exists() and len(part.read_bytes().splitlines()) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{part}: fewer than {n} records after {timeout} s")
+
+
+EXPECTED = sorted(f"f:{i}_{j}" for i in range(10) for j in range(4))
+
+
+def test_sigterm_keeps_the_answers_in_flight_and_a_rerun_completes(tmp_path):
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    part = base / "answer_origin" / "run" / "0_1.jsonl.part"
+    with stub(delay=1.0, stats=tmp_path / "stats.json") as port:
+        cfg = config(tmp_path, port, base)
+        proc = start_infer(cfg, "-s", "run")
+        wait_for_records(part, 4)  # a first wave done, the next four in flight
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == STOPPED_EXIT, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("stopped by SIGTERM: ") and "rerun the same command" in last, err
+    saved = records_of(part)
+    served = json.loads((tmp_path / "stats.json").read_text())["by_path"]["/v1/completions"]
+    # Every request the server answered is on disk (the four in flight at the signal included), and no new
+    # request was started after it: the run stopped well short of the 40.
+    assert len(saved) == served and 8 <= served < 40, (len(saved), served)
+    assert all(r["answer"] for r in saved)
+    with stub(delay=0.0) as port:
+        assert run_script("infer.py", "-c", config(tmp_path, port, base), "-m", "infer", "-s", "run").returncode == 0
+    done = records_of(base / "answer_origin" / "run" / "0_1.jsonl")
+    assert sorted(r["index"] for r in done) == EXPECTED
+
+
+def test_a_second_signal_stops_at_once_with_nothing_half_written(tmp_path):
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    part = base / "answer_origin" / "run" / "0_1.jsonl.part"
+    with stub(delay=0.3) as port:
+        proc = start_infer(config(tmp_path, port, base, drain_timeout=60), "-s", "run")
+        wait_for_records(part, 4)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == STOPPED_EXIT and time.monotonic() - t0 < 10, err
+    assert len(set(r["index"] for r in records_of(part))) == len(records_of(part)) >= 4
+
+
+def test_a_second_writer_on_the_same_shard_is_refused_and_a_dead_ones_lock_taken_over(tmp_path):
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    part = base / "answer_origin" / "run" / "0_1.jsonl.part"
+    lock = base / "answer_origin" / "run" / ".0_1.jsonl.lock"
+    with stub(delay=0.5) as port:
+        cfg = config(tmp_path, port, base)
+        first = start_infer(cfg, "-s", "run")
+        wait_for_records(part, 4)
+        second = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "run", timeout=60)
+        assert second.returncode == 1, second.stderr
+        [line] = [x for x in second.stderr.splitlines() if x.strip()]
+        assert line.startswith("error: ") and f"another process (pid {first.pid} on " in line, line
+        first.send_signal(signal.SIGKILL)  # dies holding the lock: the kernel releases it, the file still names it
+        first.wait()
+        assert json.loads(lock.read_text())["pid"] == first.pid
+        third = run_script("infer.py", "-c", config(tmp_path, port, base, max_inflight_per_server=40), "-m",
+                           "infer", "-s", "run", timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert f"taking over the lock of pid {first.pid}" in third.stderr
+    assert sorted(r["index"] for r in records_of(base / "answer_origin" / "run" / "0_1.jsonl")) == EXPECTED
+    assert lock.read_text() == ""  # released: an empty lock file names no one
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 96 KiB tmpfs: a disk that really fills up. Needs root (mount); skipped where mounting is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); the write hook test covers the writer itself")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_leaves_whole_records_and_a_rerun_after_freeing_space_completes(tmp_path, tiny_disk):
+    base = write_info(tiny_disk / "exp", [(f"d:{i}", "Problem " + "x" * 300, "1") for i in range(40)])
+    with stub(delay=0.0) as port:
+        cfg = config(tmp_path, port, base, num_answer=8, max_inflight_per_server=8, flush_every=1)
+        proc = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "run", timeout=120)
+        assert proc.returncode == 1
+        [line] = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+        part = base / "answer_origin" / "run" / "0_1.jsonl.part"
+        assert line.startswith(f"error: {part}: cannot write (No space left on device; ") and "free there" in line
+        saved = records_of(part)  # only whole records
+        assert 0 < len(saved) < 320
+        subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_disk)], check=True)
+        proc = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "run", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    done = records_of(base / "answer_origin" / "run" / "0_1.jsonl")
+    assert sorted(r["index"] for r in done) == sorted(f"d:{i}_{j}" for i in range(40) for j in range(8))
+
+
+def test_a_damaged_middle_line_is_named_skipped_and_redone(tmp_path):
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    with stub(delay=0.0) as port:
+        cfg = config(tmp_path, port, base, judge_backend="rule")
+        assert run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "a").returncode == 0
+        shard = base / "answer_origin" / "a" / "0_1.jsonl"
+        lines = shard.read_bytes().splitlines(keepends=True)
+        lost = json.loads(lines[6])["index"]
+        lines[6] = lines[6][:40] + b"\x00\x00 cut by a bad copy\n"
+        shard.write_bytes(b"".join(lines))
+
+        judge = run_script("infer.py", "-c", cfg, "-m", "judge", "-s", "j", timeout=120)
+        assert judge.returncode == 0, judge.stderr
+        assert f"{shard}:7: damaged line skipped" in judge.stderr
+        assert "1 damaged lines skipped" in judge.stderr
+        judged = records_of(base / "answer_judge" / "j" / "0_1.jsonl")
+        assert len(judged) == 39 and lost not in {r["index"] for r in judged}
+
+        # infer again: the damaged record is regenerated, the other 39 carried over
+        again = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "b")
+        assert again.returncode == 0 and "39 carried over, 1 new" in again.stderr, again.stderr
+    assert sorted(r["index"] for r in records_of(base / "answer_origin" / "b" / "0_1.jsonl")) == EXPECTED
