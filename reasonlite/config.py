@@ -8,6 +8,7 @@ its YAML with trl's own parser and reports its leftovers through `unknown_key` t
 """
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ SCHEMA = {
     "wait_servers_up": Field("bool", True),
     "base_data_path": Field("str", REQUIRED),
     "data_info_name": Field("str", "info.jsonl"),
+    "new_data_name": Field("str", None, nullable=True),  # the seed's: write into this folder, not the mode's
     "num_answer": Field("int", 8),
     "reasoning_level": Field("low|medium|high", "medium"),
     "max_tokens": Field("int", 32000),
@@ -297,6 +299,8 @@ def _check_pipeline(cfg):
         bad("top_p", f"must be in (0, 1], got {cfg.top_p}")
     if not cfg.ip:
         bad("ip", "must list at least one host")
+    if cfg.new_data_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cfg.new_data_name):
+        bad("new_data_name", f"is a folder name (letters, digits, _ . -), got {cfg.new_data_name!r}")
     if cfg.api_key_env and not os.environ.get(cfg.api_key_env):
         bad("api_key_env", f"names the environment variable {cfg.api_key_env}, which is not set")
     if errors:

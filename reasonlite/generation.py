@@ -12,6 +12,16 @@ from reasonlite.prompts import infer_prompt
 from reasonlite.runner import Stage
 
 
+def one_answer(index):
+    """j when an info.jsonl index names one answer (`pol:0_3`: exactly one `_`, then digits), else None.
+
+    The seed expands an index with exactly one `_` no further, so a user can re-request chosen answers. It does so
+    for any tail; a non-numeric tail (`open_math:12`) is a problem index here, as its seed would be 0 there.
+    """
+    head, sep, tail = index.rpartition("_")
+    return int(tail) if sep and "_" not in head and tail.isdigit() else None
+
+
 class Infer(Stage):
     """Generate num_answer answers per problem of info.jsonl into answer_origin/."""
 
@@ -51,6 +61,10 @@ class Infer(Stage):
     def items(self):
         for _, info in self._info_records():
             model_input = self.llm.build(infer_prompt(info["prompt"]))
+            one = one_answer(info["index"])
+            if one is not None:  # the seed's rule: "pol:0_3" asks for answer 3 of pol:0 alone
+                yield {"index": info["index"], "seed": one, "info": info, "model_input": model_input}
+                continue
             for j in range(self.cfg.num_answer):
                 yield {"index": f"{info['index']}_{j}", "seed": j, "info": info, "model_input": model_input}
 

@@ -225,7 +225,8 @@ def run(stage, rank=0, world=1, save_name=None):
     """Run one stage for one shard; returns the path of the shard file it completed."""
     if not 0 <= rank < world:
         raise DataError(f"-l {rank} -g {world}: the rank must be in 0..{world - 1}")
-    folder = stage.base / stage.name / run_folder_name(save_name)
+    # The seed's new_data_name puts a mode's output beside the usual folder (answer_origin_high/, say).
+    folder = stage.base / (stage.cfg.get("new_data_name") or stage.name) / run_folder_name(save_name)
     others = {w for (_, w, _) in jsonl.shard_files(folder) if w != world}
     if others:
         raise DataError(f"{folder}: holds shards of -g {sorted(others)[0]}, not -g {world}; use another -s")

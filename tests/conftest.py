@@ -5,9 +5,13 @@ uses the server is marked `slow` here, by construction, so the fast tier (`pytes
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,29 @@ def run_script(*args, timeout=300, check=False, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@contextmanager
+def stub(delay=0.0, stats=None):
+    """bench/stub_server.py answering by itself after `delay` seconds (a stand-in for a slow server, not a model);
+    yields its port. Prompts for it must need no tokenizer (prompt_format: harmony)."""
+    port = free_port()
+    argv = [sys.executable, "bench/stub_server.py", "--port", str(port), "--delay", str(delay)]
+    if stats:
+        argv += ["--stats", str(stats)]
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
 
 
 def write_yaml(path, data):

@@ -10,39 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 
 import pytest
-from conftest import ROOT, free_port, run_script, write_info, write_yaml
+from conftest import ROOT, run_script, stub, write_info, write_yaml
 
-from reasonlite import jsonl
 from reasonlite.signals import STOPPED_EXIT
 
 pytestmark = pytest.mark.slow  # whole commands against a server process, with waits: tens of seconds
 
 PROBLEMS = [(f"f:{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(10)]
-
-
-@contextmanager
-def stub(delay, stats=None):
-    port = free_port()
-    argv = [sys.executable, "bench/stub_server.py", "--port", str(port), "--delay", str(delay)]
-    if stats:
-        argv += ["--stats", str(stats)]
-    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                import urllib.request
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield port
-    finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
 
 
 def config(tmp_path, port, base, **over):
