@@ -26,7 +26,8 @@ import random
 from aiohttp import ClientSession, ClientTimeout, web
 
 FAULTS = ("http500", "http503", "reset", "stall", "midstall", "html", "truncated", "empty")
-HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>"
+HTML_PAGE = ("<html><head><title>502 Bad Gateway</title></head>"
+             "<body><center><h1>502 Bad Gateway</h1></center></body></html>")
 
 
 def make_app(args):

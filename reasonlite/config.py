@@ -163,7 +163,8 @@ def from_text(key, field, text):
     kind = field.kind
     try:
         if kind == "bool":
-            value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text.strip().lower()]
+            words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            value = words[text.strip().lower()]
         elif kind == "int":
             value = int(text)
         elif kind == "float":

@@ -101,4 +101,5 @@ class Infer(Stage):
         if self.llm.model is None:
             return []
         faults = self.llm.pool.fault_summary()
-        return [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"] + ([faults] if faults else [])
+        lines = [f"{self.llm.tokens} tokens generated ({self.progress()}) by {self.llm.model}"]
+        return lines + ([faults] if faults else [])

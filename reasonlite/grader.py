@@ -25,8 +25,8 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 
-# The reading functions live in reasonlite/answers.py and the rules in reasonlite/equivalence.py; final_text, last_boxed,
-# extract_answer and normalize are re-exported here as part of the grader's interface.
+# The reading functions live in reasonlite/answers.py and the rules in reasonlite/equivalence.py; final_text,
+# last_boxed, extract_answer and normalize are re-exported here as part of the grader's interface.
 from reasonlite.answers import (_answer_part, _plain_numbers_equal, extract_answer, final_text,  # noqa: F401
                            last_boxed, normalize)
 from reasonlite.equivalence import _worker_init, _worker_task

@@ -105,7 +105,8 @@ class Labeller(Stage):
                     await self._open_llm(wait=False)  # a judge run must not sit out a server's start timeout
                 except NoServerError as e:
                     self.llm_failed = True
-                    logger.warning(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); those stay null")
+                    logger.warning(f"hybrid judge: no LLM server to ask where the grader cannot decide ({e}); "
+                                   "those stay null")
         return self.llm
 
     async def __aexit__(self, *exc):

@@ -240,8 +240,8 @@ def run(stage, rank=0, world=1, save_name=None):
 
     final, counts, total = asyncio.run(main())
     unfinished = total - counts["resumed"] - counts["carried"] - counts["new"]
-    logger.info(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried over, "
-          f"{counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s")
+    logger.info(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried "
+                f"over, {counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s")
     for line in stage.summary() + [stage.damage.summary()]:
         if line:
             logger.info(f"{stage.name}: {line}")

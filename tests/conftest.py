@@ -47,6 +47,17 @@ def run_script(*args, timeout=300, check=False, env=None):
     return proc
 
 
+def wait_for_health(url, timeout=30):
+    """Poll url/health until it answers (a server process we just started), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 @contextmanager
 def stub(delay=0.0, stats=None):
     """bench/stub_server.py answering by itself after `delay` seconds (a stand-in for a slow server, not a model);
@@ -57,13 +68,7 @@ def stub(delay=0.0, stats=None):
         argv += ["--stats", str(stats)]
     p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_health(f"http://127.0.0.1:{port}")
         yield port
     finally:
         p.send_signal(signal.SIGTERM)

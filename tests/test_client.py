@@ -171,7 +171,8 @@ def test_no_first_token_and_a_stalled_stream_are_retried_and_counted():
 @pytest.mark.parametrize("kind, answer", [
     ("proxy error page", lambda r: web.Response(status=200, text="<html>502 Bad Gateway</html>",
                                                  content_type="text/html")),
-    ("JSON cut short", lambda r: web.Response(status=200, text='{"choices": [{"text": "ha', content_type="application/json")),
+    ("JSON cut short", lambda r: web.Response(status=200, text='{"choices": [{"text": "ha',
+                                               content_type="application/json")),
     ("no choices", lambda r: web.json_response({"object": "text_completion", "choices": []})),
     ("choice without text", lambda r: web.json_response({"choices": [{"index": 0}]})),
     ("stream without [DONE]", lambda r: sse(r, [piece("cut")], done=False)),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PROBLEMS, ROOT, free_port, read_folder, run_script, write_info, write_yaml
+from conftest import PROBLEMS, ROOT, free_port, read_folder, run_script, wait_for_health, write_info, write_yaml
 
 from bench.make_synthetic import write as write_synthetic
 from reasonlite import jsonl
@@ -34,14 +34,7 @@ def proxy(upstream_port, host="127.0.0.1", port=None, stats=None, **flags):
         argv += ["--stats", str(stats)]
     p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                import urllib.request
-                urllib.request.urlopen(f"http://{host}:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_health(f"http://{host}:{port}")
         yield port
     finally:
         p.send_signal(signal.SIGTERM)
@@ -76,7 +69,8 @@ def test_a_run_at_20_percent_faults_answers_every_record(server, make_config, tm
     assert summary and "bad body" in summary[0] and "stall timeout" in summary[0], proc.stderr
     # same answers as without faults: a retried request is the same seeded request
     clean = write_info(tmp_path / "clean", PROBLEMS)
-    assert run_script("infer.py", "-c", make_config(base_data_path=str(clean), num_answer=16), "-s", "c").returncode == 0
+    clean_cfg = make_config(base_data_path=str(clean), num_answer=16)
+    assert run_script("infer.py", "-c", clean_cfg, "-s", "c").returncode == 0
     answers = {r["index"]: r["answer"] for r in read_folder(clean / "answer_origin" / "c")}
     assert answers == {r["index"]: r["answer"] for r in read_folder(base / "answer_origin" / "flaky")}
 
