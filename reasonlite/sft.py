@@ -5,32 +5,50 @@
     python3 train/sft.py --config train/config_tiny.yaml --max_steps 5 --output_dir runs/train/try   # one process
 
 Any key of the config may be overridden on the command line (`--key value`, trl's parser). The seed's configs are
-read as written: keys that current trl/transformers renamed or dropped (torch_dtype, dataset_split, warmup_ratio,
-overwrite_output_dir, an inline chat_template) are translated with a warning, and a key no one knows is an error
-naming its line. `dataset_name` is a hub id, a folder of `data_part*.jsonl` (what saving_to_training_format.py
-writes) or one .jsonl file. Before training, a preflight renders one sample through the student's chat template and
-stops if the template would train the model never to stop.
+read as written: keys that the installed trl/transformers renamed or dropped (torch_dtype, dataset_split,
+warmup_ratio or a fractional warmup_steps, overwrite_output_dir, an inline chat_template) are translated with a
+warning, and a key no one knows is an error naming its line. `dataset_name` is a hub id, a folder of
+`data_part*.jsonl` (what saving_to_training_format.py writes) or one .jsonl file.
+
+Before anything is loaded: the kernels the config asks for (flash-attn, liger-kernel) must be installed on a GPU
+machine, or `kernel_fallback: true` trains without them (on a CPU they are always dropped, with a warning); and the
+run resumes from the newest whole `checkpoint-N` in output_dir (as open-r1 does), skipping one whose save was cut
+short, unless `resume_from_checkpoint: false` (or a path) says otherwise. Before training, a preflight renders one
+sample through the student's chat template and stops if the template would train the model never to stop.
 """
+import dataclasses
+import json
 import os
+import re
 import sys
+import zipfile
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from reasonlite.cli import debug_enabled
-from reasonlite.config import ConfigError, key_lines, unknown_key
+from reasonlite.config import ConfigError, Field, check_fields, from_text, key_lines, unknown_key
 from reasonlite.jsonl import DataError
 
 # Keys of the seed's configs that current trl/transformers renamed: the new name, and why.
 RENAMED = {
     "torch_dtype": ("dtype", "transformers 5 renamed it"),
     "dataset_split": ("dataset_train_split", "trl's name for it"),
-    "warmup_ratio": ("warmup_steps", "transformers 5 dropped warmup_ratio; a warmup_steps below 1 is that ratio"),
 }
-DROPPED = {"overwrite_output_dir": "transformers 5 dropped it; output_dir is written into either way"}
-# Attention implementations that need a GPU and a package; sdpa is what transformers uses without them.
-FLASH = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+DROPPED = {"overwrite_output_dir": "the run resumes from output_dir's newest whole checkpoint whatever its value, as "
+                                   "open-r1 does; resume_from_checkpoint: false starts over"}
+# Keys of this trainer, not trl's: read here and taken out before trl's parser sees them.
+OURS = {"kernel_fallback": Field("bool", False)}
+# Kernels a config may ask for, the package each needs on a GPU machine, and how to install it.
+FLASH = {
+    "flash_attention_2": ("flash_attn", "pip install flash-attn --no-build-isolation"),
+    "flash_attention_3": ("flash_attn_interface",
+                          "cd hopper && python setup.py install in a clone of github.com/Dao-AILab/flash-attention"),
+}
+LIGER = ("liger_kernel", "pip install liger-kernel")
 
 
 class PreflightError(ValueError):
@@ -56,18 +74,69 @@ def leave(code):
 
 
 # ---- config ---------------------------------------------------------------------------------------------------
+@dataclass
+class Setup:
+    """What the config and command line ask for, and where each key was set (for errors that name the line)."""
+    script: Any
+    train: Any
+    model: Any
+    data: Any
+    template: str | None = None
+    notes: list = field(default_factory=list)
+    where: dict = field(default_factory=dict)  # key -> "file:line" or "command line"
+    path: str = "<config>"
+    kernel_fallback: bool = False
+
+    def at(self, key):
+        return self.where.get(key, self.path)
+
+
 def make_parser():
     from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
     return TrlParser((ScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig))
 
 
-def translate(raw, known, path, lines=None):
-    """The seed's keys as trl's parser takes them: (values, inline chat template or None, warnings).
+def warmup_style(args_class=None):
+    """How the installed transformers takes a warmup given as a share of the steps.
+
+    'steps' where `warmup_steps` is a float field and a value below 1 is that share (transformers 5; 5.2 dropped
+    warmup_ratio), 'ratio' where it is an int field beside `warmup_ratio` (transformers 4.x, where a warmup_steps
+    of 0.03 is a fraction of one step: no warmup at all). Read from the fields, not the version number.
+    """
+    if args_class is None:
+        from transformers import TrainingArguments as args_class
+    fields = {f.name: f for f in dataclasses.fields(args_class)}
+    steps_type = fields["warmup_steps"].type
+    if "float" in (steps_type if isinstance(steps_type, str) else repr(steps_type)):
+        return "steps"
+    return "ratio" if "warmup_ratio" in fields else "steps"
+
+
+def translate_warmup(key, value, raw, where, style):
+    """(trl key, value, note or None, error or None) for warmup_ratio / warmup_steps as the installed version reads."""
+    if key == "warmup_ratio":
+        if "warmup_steps" in raw:
+            return None, None, None, f"{where}: both 'warmup_ratio' and 'warmup_steps' are set; keep one"
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1):
+            return None, None, None, f"{where}: key 'warmup_ratio' must be a number in [0, 1), got {value!r}"
+        if style == "ratio":
+            return "warmup_ratio", value, None, None
+        return "warmup_steps", value, (f"{where}: 'warmup_ratio' is now 'warmup_steps' (transformers 5 dropped "
+                                       "warmup_ratio; a warmup_steps below 1 is that ratio); translated"), None
+    if style == "ratio" and isinstance(value, float) and 0 < value < 1:
+        return "warmup_ratio", value, (f"{where}: 'warmup_steps' {value} is a ratio on transformers 5 but a fraction "
+                                       "of one step (no warmup) on this transformers 4.x; translated to "
+                                       "'warmup_ratio'"), None
+    return "warmup_steps", value, None, None
+
+
+def translate(raw, known, path, lines=None, style="steps"):
+    """The seed's keys as trl's parser takes them: (values, inline chat template or None, warnings, our keys).
 
     Raises ConfigError listing every key that is neither known nor a known rename, one per line.
     """
     lines = lines or {}
-    values, notes, errors = {}, [], []
+    values, notes, errors, ours = {}, [], [], {}
     template = None
     for key, value in raw.items():
         where = f"{path}:{lines[key]}" if key in lines else path
@@ -85,12 +154,19 @@ def translate(raw, known, path, lines=None):
                 template = value
                 notes.append(f"{where}: an inline 'chat_template' (trl reads chat_template_path): set on the "
                              "student's tokenizer instead and saved with the checkpoint")
+        elif key in ("warmup_ratio", "warmup_steps"):
+            new, new_value, note, error = translate_warmup(key, value, raw, where, style)
+            errors += [error] if error else []
+            notes += [note] if note else []
+            if new:
+                values[new] = new_value
+        elif key in OURS:
+            errors += check_fields({key: value}, OURS, lambda _, where=where: where, required=False)
+            ours[key] = value
         elif key in RENAMED:
             new, why = RENAMED[key]
             if new in raw:
                 errors.append(f"{where}: both '{key}' and its new name '{new}' are set; keep '{new}'")
-            elif key == "warmup_ratio" and not (isinstance(value, (int, float)) and 0 <= value < 1):
-                errors.append(f"{where}: key 'warmup_ratio' must be a number in [0, 1), got {value!r}")
             else:
                 values[new] = value
                 notes.append(f"{where}: '{key}' is now '{new}' ({why}); translated")
@@ -99,27 +175,48 @@ def translate(raw, known, path, lines=None):
         elif key in known:
             values[key] = value
         else:
-            errors.append(unknown_key(where, key, known | set(RENAMED)))
+            errors.append(unknown_key(where, key, known | set(RENAMED) | set(OURS) | {"warmup_ratio"}))
     if errors:
         raise ConfigError("\n".join(errors))
-    return values, template, notes
+    return values, template, notes, ours
 
 
-def translate_cli(args):
-    """Renamed keys given on the command line (`--torch_dtype bfloat16`) get their new names too."""
-    out, notes = [], []
-    for arg in args:
-        name, eq, rest = arg.partition("=")
-        if name.startswith("--") and name[2:] in RENAMED:
-            new = RENAMED[name[2:]][0]
-            notes.append(f"command line: '{name}' is now '--{new}'; translated")
-            arg = f"--{new}{eq}{rest}"
-        out.append(arg)
-    return out, notes
+def translate_cli(args, style="steps"):
+    """(trl's arguments, warnings, our keys, keys given) from a command line: renamed keys get their new names, a
+    warmup its installed spelling, and our own keys (`--kernel_fallback true`) are taken out."""
+    out, notes, ours, given = [], [], {}, set()
+    args, i = list(args), 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        i += 1
+        if not name.startswith("--"):
+            out.append(args[i - 1])
+            continue
+        key = name[2:]
+        if not eq and i < len(args) and not args[i].startswith("--"):  # `--key value`, not a bare `--flag`
+            value, eq, i = args[i], "=", i + 1
+        if key in OURS:
+            ours[key] = from_text(key, OURS[key], value if eq else "true")  # a bare --kernel_fallback: true
+        elif key in RENAMED:
+            notes.append(f"command line: '--{key}' is now '--{RENAMED[key][0]}'; translated")
+            key = RENAMED[key][0]
+        elif key in ("warmup_ratio", "warmup_steps") and eq:
+            try:
+                number = float(value)
+            except ValueError:
+                number = value
+            key, _, note, error = translate_warmup(key, number, {}, "command line", style)
+            if error:
+                raise ConfigError(error)
+            notes += [note] if note else []
+        given.add(key)
+        if key not in OURS:
+            out += [f"--{key}", value] if eq else [f"--{key}"]
+    return out, notes, ours, given
 
 
 def parse(argv):
-    """(script_args, training_args, model_args, dataset_args, inline template, warnings) from --config and flags."""
+    """A Setup from --config and the flags after it."""
     argv = list(argv)
     raw, lines, path = {}, {}, None
     if "--config" in argv:
@@ -140,31 +237,202 @@ def parse(argv):
         lines = key_lines(text)
     parser = make_parser()
     known = {a.dest for a in parser._actions} - {"help"}
-    values, template, notes = translate(raw, known, path or "<config>", lines)
-    argv, cli_notes = translate_cli(argv)
+    style = warmup_style()
+    values, template, notes, ours = translate(raw, known, path or "<config>", lines, style)
+    argv, cli_notes, cli_ours, given = translate_cli(argv, style)
     parser.set_defaults_with_config(**values)
     script_args, training_args, model_args, dataset_args = parser.parse_args_into_dataclasses(args=argv)
     if training_args.chat_template_path and training_args.chat_template_path.endswith((".jinja", ".j2")):
         # Read here rather than by trl, so that the preflight checks the template that will be trained.
         template = Path(training_args.chat_template_path).read_text(encoding="utf-8")
         training_args.chat_template_path = None
-    return script_args, training_args, model_args, dataset_args, template, notes + cli_notes
+    where = {key: f"{path}:{line}" for key, line in lines.items()}
+    where.update({RENAMED.get(key, (key,))[0]: where[key] for key in raw if key in RENAMED and key in where})
+    where.update({key: "command line" for key in given})
+    ours = {**{k: f.default for k, f in OURS.items()}, **ours, **cli_ours}
+    return Setup(script_args, training_args, model_args, dataset_args, template, notes + cli_notes, where,
+                 path or "<config>", ours["kernel_fallback"])
 
 
-def fall_back(training_args, model_args):
-    """Settings that need a GPU and a package, turned off with a warning where either is missing."""
+# ---- kernels --------------------------------------------------------------------------------------------------
+def kernel_plan(attn, liger, gpu, installed, fallback, rocm=False):
+    """[(key, new value or None to stop, reason, install line)] for the kernels a config asks for.
+
+    Pure, so that a test can say whether there is a GPU and which packages are installed. On a CPU the kernels are
+    dropped (today's CPU path); on a GPU a missing one stops the run unless `fallback`: sdpa in place of
+    flash-attn holds the whole attention matrix per head, and the seed's 8-16 sequences of 32K tokens per device
+    run out of memory an hour in instead of failing now.
+    """
+    plan = []
+    asked = []
+    if attn in FLASH:
+        asked.append(("attn_implementation", "sdpa", *FLASH[attn]))
+    if liger:
+        asked.append(("use_liger_kernel", False, *LIGER))
+    for key, instead, package, install in asked:
+        if gpu and installed(package):
+            continue
+        if rocm and package == "flash_attn":
+            install += " (ROCm: the build of https://github.com/ROCm/flash-attention)"
+        if not gpu:
+            plan.append((key, instead, "no GPU", install))
+        elif fallback:
+            plan.append((key, instead, f"{package} is not installed; kernel_fallback: true", install))
+        else:
+            plan.append((key, None, f"{package} is not installed", install))
+    return plan
+
+
+def check_kernels(setup):
+    """Apply kernel_plan to the parsed config: warnings for what falls back, a ConfigError for what stops."""
     import torch
-    gpu = torch.cuda.is_available() and not training_args.use_cpu  # ROCm builds answer here too
-    notes = []
-    if training_args.use_liger_kernel and not (gpu and find_spec("liger_kernel")):
-        training_args.use_liger_kernel = False
-        notes.append("use_liger_kernel: off (" + ("no GPU" if not gpu else "liger-kernel is not installed") + ")")
-    package = FLASH.get(model_args.attn_implementation)
-    if package and not (gpu and find_spec(package)):
-        notes.append(f"attn_implementation: {model_args.attn_implementation} -> sdpa ("
-                     + ("no GPU" if not gpu else f"{package} is not installed") + ")")
-        model_args.attn_implementation = "sdpa"
+    train, model = setup.train, setup.model
+    gpu = torch.cuda.is_available() and not train.use_cpu  # ROCm builds answer here too
+    plan = kernel_plan(model.attn_implementation, train.use_liger_kernel, gpu, lambda p: find_spec(p) is not None,
+                       setup.kernel_fallback, rocm=bool(getattr(torch.version, "hip", None)))
+    notes, errors = [], []
+    for key, instead, why, install in plan:
+        value = model.attn_implementation if key == "attn_implementation" else "true"
+        if instead is None:
+            errors.append(f"{setup.at(key)}: key '{key}' is {value}, but on this GPU machine {why}: {install} (or "
+                          "set kernel_fallback: true to train without it, with far more memory per sequence)")
+            continue
+        notes.append(f"{setup.at(key)}: {key} {value} -> {str(instead).lower()} ({why})")
+        setattr(model if key == "attn_implementation" else train, key, instead)
+    if errors:
+        raise ConfigError("\n".join(errors))
     return notes
+
+
+# ---- resume ---------------------------------------------------------------------------------------------------
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "adapter_model.safetensors", "adapter_model.bin")
+INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def _safetensors_whole(path):
+    """A safetensors file holds its header's length, the header, then the data the header's offsets span."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8 or 8 + int.from_bytes(head, "little") > size:
+            return False
+        n = int.from_bytes(head, "little")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return False
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    return size >= 8 + n + max(ends, default=0)
+
+
+def checkpoint_problem(folder, need_optimizer=True):
+    """Why a checkpoint-N folder cannot be resumed from, or None when it is whole.
+
+    The trainer (transformers 4.x and 5 alike) saves the weights, then the optimizer and scheduler, then each
+    process's RNG state, and writes trainer_state.json last, from process 0 only. So a folder without a readable
+    trainer_state.json was cut short. Other processes' files (rng_state_<rank>.pth; DeepSpeed's shards, whose
+    save_checkpoint ends in a barrier) are not ordered before it, so every torch and safetensors file is also
+    checked to be whole: torch.save writes a zip archive whose directory comes last.
+    """
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        int(state["global_step"])
+    except FileNotFoundError:
+        return "no trainer_state.json (the trainer writes it last: the save was cut short)"
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "trainer_state.json is cut short"
+    names = {p.name for p in folder.iterdir()}
+    deepspeed = None
+    if "latest" in names:  # DeepSpeed's tag file, written once its own save is done
+        deepspeed = (folder / "latest").read_text(encoding="utf-8").strip()
+        if not deepspeed or not (folder / deepspeed).is_dir():
+            return f"'latest' names {deepspeed or 'nothing'}, which is missing"
+    for index in INDEXES:
+        if index in names:
+            try:
+                shards = set(json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (ValueError, KeyError, AttributeError):
+                return f"{index} is cut short"
+            missing = sorted(shards - names)
+            if missing:
+                return f"weight shard {missing[0]} is missing"
+    fsdp = any(n.startswith("pytorch_model_fsdp") for n in names)
+    if not (names & set(WEIGHTS + INDEXES) or deepspeed or fsdp):
+        return "no model weights"
+    if need_optimizer and not deepspeed:
+        if not (names & {"optimizer.pt", "optimizer.bin"} or any(n.startswith("optimizer_") for n in names)):
+            return "no optimizer.pt"
+        if "scheduler.pt" not in names:
+            return "no scheduler.pt"
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".safetensors" and not _safetensors_whole(path):
+            return f"{path.relative_to(folder)} is cut short"
+        if path.suffix in (".pt", ".pth", ".bin") and path.is_file() and not zipfile.is_zipfile(path):
+            return f"{path.relative_to(folder)} is cut short"
+    return None
+
+
+def newest_checkpoint(output_dir, need_optimizer=True):
+    """(the newest whole checkpoint-N folder of output_dir or None, [(newer folder skipped, why)])."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None, []
+    found = sorted(((int(m.group(1)), p) for p in output_dir.iterdir()
+                    if (m := CHECKPOINT.match(p.name)) and p.is_dir()), reverse=True)
+    skipped = []
+    for _, path in found:
+        why = checkpoint_problem(path, need_optimizer)
+        if why is None:
+            return path, skipped
+        skipped.append((path, why))
+    return None, skipped
+
+
+def resume_value(value):
+    """'auto' (unset), True, False or a path, from YAML (a bool) or a command line (a string)."""
+    if value is None or value is True or value is False:
+        return "auto" if value is None else value
+    text = str(value).strip()
+    return {"true": True, "false": False, "auto": "auto", "": "auto"}.get(text.lower(), text)
+
+
+def resume_point(setup):
+    """(the checkpoint to resume from or None, lines to say): open-r1's rule, with half-written saves skipped.
+
+    Unset: the newest whole checkpoint in output_dir, or a fresh start where there is none. `true`: the same, but
+    an error where there is none (as transformers). `false`: a fresh start. A path: that checkpoint, which must be
+    whole.
+    """
+    train = setup.train
+    value = resume_value(train.resume_from_checkpoint)
+    where = setup.at("resume_from_checkpoint")
+    need_optimizer = not train.save_only_model
+    if value is False:
+        said = ["resume: off (resume_from_checkpoint: false); training from the start"]
+        old = sorted((p.name for p in Path(train.output_dir).glob("checkpoint-*") if CHECKPOINT.match(p.name)),
+                     key=lambda name: int(name.split("-")[1]))
+        if old:  # a later resume picks the highest step, which may be one of these rather than this run's
+            said.append(f"resume: warning: {train.output_dir} still holds {', '.join(old)} of an earlier run; a "
+                        "later resume would pick the highest step among them and this run's: move them away")
+        return None, said
+    if value not in ("auto", True):
+        why = checkpoint_problem(value, need_optimizer) if Path(value).is_dir() else "no such folder"
+        if why:
+            raise ConfigError(f"{where}: key 'resume_from_checkpoint' names {value}, which cannot be resumed from: "
+                              f"{why}")
+        return str(value), [f"resume: from {value} (resume_from_checkpoint)"]
+    path, skipped = newest_checkpoint(train.output_dir, need_optimizer)
+    said = [f"resume: skipped {p}: {why}" for p, why in skipped]
+    if path is None:
+        if value is True:
+            raise ConfigError(f"{where}: key 'resume_from_checkpoint' is true, but {train.output_dir} holds no whole "
+                              "checkpoint-N folder")
+        return None, said + [f"resume: no whole checkpoint in {train.output_dir}; training from the start"]
+    step = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    return str(path), said + [f"resume: from {path} (step {step}, the newest whole checkpoint in "
+                              f"{train.output_dir}; resume_from_checkpoint: false starts over)"]
 
 
 # ---- data -----------------------------------------------------------------------------------------------------
@@ -262,21 +530,26 @@ def count_long(dataset, max_length, packing):
 
 # ---- main -----------------------------------------------------------------------------------------------------
 def prepare(argv):
-    script_args, training_args, model_args, dataset_args, template, notes = parse(argv)
-    notes += fall_back(training_args, model_args)
+    setup = parse(argv)
+    training_args, model_args = setup.train, setup.model
+    notes = setup.notes + check_kernels(setup)  # before anything is loaded: a missing kernel stops the run now
+    checkpoint, resume_lines = resume_point(setup)
+    training_args.resume_from_checkpoint = checkpoint
     with training_args.main_process_first(desc="loading the dataset"):
-        dataset, data_notes = load_train_dataset(script_args, dataset_args)
+        dataset, data_notes = load_train_dataset(setup.script, setup.data)
     for note in notes + data_notes:
         say(f"warning: {note}", file=sys.stderr)
+    for line in resume_lines:
+        say(line)
     say(f"data: {len(dataset) if hasattr(dataset, '__len__') else 'streamed'} samples from "
-        f"{script_args.dataset_name or 'datasets'}")
-    tok = load_tokenizer(model_args, training_args, template)
+        f"{setup.script.dataset_name or 'datasets'}")
+    tok = load_tokenizer(model_args, training_args, setup.template)
     check_template(tok, dataset, training_args)
     training_args.model_init_kwargs = {
         "revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code,
         "attn_implementation": model_args.attn_implementation, "dtype": model_args.dtype,
         **(training_args.model_init_kwargs or {})}
-    return script_args, training_args, model_args, dataset, tok
+    return setup.script, training_args, model_args, dataset, tok
 
 
 def fail(e):
@@ -311,7 +584,8 @@ def main(argv=None):
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
-        # The loss curve next to the model; save_model alone keeps none.
+        # The loss curve next to the model; save_model alone keeps none. After a resume it holds the whole curve:
+        # the trainer reloads the checkpoint's log_history and appends to it.
         trainer.state.save_to_json(os.path.join(training_args.output_dir, "trainer_state.json"))
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=script_args.dataset_name)

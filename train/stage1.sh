@@ -11,6 +11,9 @@
 # machine), ACCELERATE_CONFIG (train/accelerate/zero1.yaml, as the seed), CONFIG (train/config_stage1.yaml),
 # PYTHON (.venv/bin/python, else python3). Flags after the arguments go to sft.py and override the config,
 # e.g. `--max_steps 10`.
+#
+# After a node failure or a preemption, run the same command again: it resumes from the newest whole checkpoint-N
+# in output_dir (a save cut short is skipped). `--resume_from_checkpoint false` starts over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
