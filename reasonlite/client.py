@@ -157,6 +157,7 @@ class ServerPool:
         self.failed = 0
         self.retried = 0
         self.faults = Counter()  # retried faults by kind: "HTTP 503", "bad body", "first-token timeout", ...
+        self.max_model_len = None  # the served context length, once model_name() has asked
 
     async def __aenter__(self):
         self._changed = asyncio.Condition()
@@ -212,6 +213,8 @@ class ServerPool:
             for s in self.servers:
                 try:
                     data = await self._get(s.url + "/v1/models", timeout=30.0)
+                    # vLLM also says its context length; callers cap max_tokens by it (other servers: None)
+                    self.max_model_len = data["data"][0].get("max_model_len")
                     return data["data"][0]["id"]
                 except aiohttp.ClientResponseError as e:
                     errors.append(f"{s.url}: HTTP {e.status}")
