@@ -7,6 +7,7 @@ what bounds them. `_grade(gold, pred)` is the whole decision.
 from __future__ import annotations
 
 import re
+import signal
 
 from reasonlite.answers import (_DEGREE, _SIZING, _SPACING, _TEXT_CMD, _TRIG, _answer_part, _is_wordy,
                            _plain_numbers_equal, _strip_delims, _unwrap_cmd, _whole_box)
@@ -558,6 +559,12 @@ def _grade(gold: str, pred: str) -> bool:
 
 
 def _worker_init():
+    # A forked worker inherits the parent's signal handlers and asyncio's wakeup fd: when pebble kills a worker whose
+    # check timed out (SIGTERM), the inherited C handler would write "SIGTERM" into the parent's event loop, and the
+    # run would stop gracefully as if preempted. The worker forgets both and dies of its signals like any process.
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
     _MV.load()
     _grade("\\frac{1}{2}", "\\boxed{0.5}")  # builds the LaTeX parser now, not inside a timed task
 
