@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -73,7 +74,9 @@ SCHEMA = {
     "prompt_format": Field("auto|harmony|chat_template", "auto"),
     "tokenizer_path": Field("str", None, nullable=True),
     "stop": Field("list[str]", SEED_STOP),
-    "max_inflight_per_server": Field("int", 256),
+    # Requests in flight per server; default: what the server runs at once (max_num_seqs x dp), else 256. More would
+    # only wait in vLLM's queue, where the first-token timeout runs.
+    "max_inflight_per_server": Field("int", None, nullable=True),
     "request_timeout": Field("float", None, nullable=True),  # a cap on one attempt in total; none by default
     "first_token_timeout": Field("float", 1800.0),  # seconds from sending a request to its first token
     "stall_timeout": Field("float", 600.0),  # seconds a streaming answer may go without a token
@@ -89,6 +92,16 @@ SCHEMA = {
     "min_vote": Field("int", 4),
     "grader_workers": Field("int", None, nullable=True),  # default: up to 4, by CPU count
     "grader_timeout": Field("float", 5.0),
+    # --- adaptive sampling (#14) ---
+    # `sampling: adaptive` under -m infer draws answers in rounds per problem and stops drawing for a problem once
+    # it has target_correct correct answers, has max_answers answers, or (without expected_answer) its vote can no
+    # longer meet the vote_ratio/min_vote rule (reasonlite/adaptive.py). `fixed` draws num_answer, as the seed.
+    "sampling": Field("fixed|adaptive", "fixed"),
+    # The defaults spent about the tokens of fixed 32 in bench/adaptive_sampling.py's simulation.
+    "first_round": Field("int", 4),  # answers per problem in its first round
+    "round_size": Field("int", 4),  # answers per problem in each later round
+    "target_correct": Field("int", 8),  # correct answers after which a problem is closed
+    "max_answers": Field("int", 48),  # answers after which a problem is closed, correct or not
 }
 
 
@@ -271,10 +284,14 @@ def _check_pipeline(cfg):
         bad("gpu", f"is a memory fraction in (0, 1], got {cfg.gpu}")
     if not 1 <= cfg.port_base <= 65535 - max(cfg.gpu_index, default=0):
         bad("port_base", f"gives ports outside 1-65535, got {cfg.port_base}")
-    for key in ("num_answer", "max_tokens", "max_model_len", "max_inflight_per_server", "flush_every",
-                "cpu_kvcache_gb"):
+    for key in ("num_answer", "max_tokens", "max_model_len", "flush_every", "cpu_kvcache_gb"):
         if cfg[key] < 1:
             bad(key, f"must be at least 1, got {cfg[key]}")
+    for key in ("max_inflight_per_server", "batch_size", "max_num_seqs", "stream_interval"):
+        if cfg[key] is not None and cfg[key] < 1:
+            bad(key, f"must be at least 1, got {cfg[key]}")
+    if cfg.server_stagger is not None and cfg.server_stagger < 0:
+        bad("server_stagger", f"must be 0 or more, got {cfg.server_stagger}")
     if not 0 < cfg.vote_ratio <= 1:
         bad("vote_ratio", f"is a share of the votes in (0, 1], got {cfg.vote_ratio}")
     if cfg.min_vote < 1:
@@ -283,6 +300,11 @@ def _check_pipeline(cfg):
         bad("grader_workers", f"must be at least 1, got {cfg.grader_workers}")
     if cfg.grader_timeout <= 0:
         bad("grader_timeout", f"must be positive, got {cfg.grader_timeout}")
+    for key in ("first_round", "round_size", "target_correct", "max_answers"):  # adaptive sampling (#14)
+        if cfg[key] < 1:
+            bad(key, f"must be at least 1, got {cfg[key]}")
+    if cfg.max_answers < cfg.first_round:
+        bad("max_answers", f"must be at least first_round ({cfg.first_round}), got {cfg.max_answers}")
     for key in ("first_token_timeout", "stall_timeout"):
         if cfg[key] <= 0:
             bad(key, f"must be positive, got {cfg[key]}")
@@ -306,8 +328,10 @@ def _check_pipeline(cfg):
         bad("api_key_env", f"names the environment variable {cfg.api_key_env}, which is not set")
     if errors:
         raise ConfigError("\n".join(errors))
-    if cfg.batch_size is not None:  # the seed's name: requests in flight per server
+    if cfg.batch_size is not None and cfg.max_inflight_per_server is None:  # the seed's name for it
         cfg["max_inflight_per_server"] = cfg.batch_size
+    if cfg.max_inflight_per_server is None:
+        cfg["max_inflight_per_server"] = cfg.max_num_seqs * cfg.dp if cfg.max_num_seqs else 256
     return cfg
 
 
@@ -316,6 +340,12 @@ def load(path, schema=None):
     text, _ = read_yaml(path)
     cfg = parse(text, path, schema)
     return _check_pipeline(cfg) if schema is None else cfg
+
+
+def info_path(cfg):
+    """The problems file: base_data_path / data_info_name, normalized as text, so that `../example/info.jsonl` works
+    before base_data_path exists (the first run makes it)."""
+    return Path(os.path.normpath(Path(cfg.base_data_path) / cfg.data_info_name))
 
 
 def api_key(cfg):

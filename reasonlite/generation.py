@@ -6,6 +6,7 @@ answer (on CPU the text is the same; GPU kernels are not batch-invariant, so the
 import time
 
 from reasonlite import jsonl
+from reasonlite.config import info_path
 from reasonlite.jsonl import DataError, IndexSet
 from reasonlite.llm import LLM
 from reasonlite.prompts import infer_prompt
@@ -29,7 +30,7 @@ class Infer(Stage):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.info_path = self.base / cfg.data_info_name
+        self.info_path = info_path(cfg)
         self.llm = None
 
     def _info_records(self):

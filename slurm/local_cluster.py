@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from reasonlite.servers import pid_alive
+from reasonlite.jsonl import pid_alive
 
 PACKAGES = ["slurm-wlm", "munge"]
 

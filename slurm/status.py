@@ -35,7 +35,7 @@ def count_lines(path, null_marker=None):
 
 def expected_per_shard(cfg, world):
     """{rank: records} of answer_origin for a world of shards, as the runner assigns them; None without info."""
-    info = Path(cfg.base_data_path) / cfg.data_info_name
+    info = config.info_path(cfg)
     if not info.exists():
         return None
     counts = Counter()

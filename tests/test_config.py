@@ -25,7 +25,7 @@ def test_the_shipped_configs_load():
         assert cfg.base_data_path == "datas/example"
     oss = config.load("config/oss.yaml")
     assert (oss.num_answer, oss.max_tokens, oss.temperature, oss.gpu, oss.tp) == (32, 30000, 0.8, 0.95, 1)
-    assert oss.max_inflight_per_server == 2000
+    assert oss.max_inflight_per_server == oss.max_num_seqs == 1024  # what a server runs at once, not the seed's 2000
 
 
 def test_misspelled_key_names_line_and_suggestion(tmp_path):
@@ -79,3 +79,9 @@ def test_yaml_is_loaded_safely(tmp_path):
 
 def test_seed_batch_size_means_inflight_per_server(tmp_path):
     assert load_text(tmp_path, GOOD + "batch_size: 2000\n").max_inflight_per_server == 2000
+
+
+def test_inflight_defaults_to_what_a_server_runs_at_once(tmp_path):
+    assert load_text(tmp_path, GOOD).max_inflight_per_server == 256
+    assert load_text(tmp_path, GOOD + "max_num_seqs: 128\ndp: 2\ngpu_index: [0, 1]\n").max_inflight_per_server == 256
+    assert load_text(tmp_path, GOOD + "max_num_seqs: 128\nmax_inflight_per_server: 100\n").max_inflight_per_server == 100

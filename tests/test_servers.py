@@ -1,9 +1,27 @@
-"""vllm_start.py: server groups, commands and environments per device, and a server that dies while starting."""
+"""vllm_start.py: server groups, commands and environments per device, the stagger, and a server that dies while
+starting. The environment is devices.process_env's, which eval/start.py uses for its tasks too."""
+import resource
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import free_port, run_script, write_yaml
 
-from reasonlite import config, servers
+from reasonlite import config, devices, servers, vllm_flags
+from reasonlite.evaluation import tasks as eval_tasks
+
+NEW = vllm_flags.for_version("0.32.0")
+OLD = vllm_flags.for_version("0.1.dev8023+g894bed8")  # the seed's ROCm image
+VISIBILITY = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "VLLM_ROCM_USE_AITER", "VLLM_ROCM_USE_AITER_MHA",
+              "VLLM_ROCM_USE_AITER_UNIFIED_ATTENTION", "VLLM_USE_AITER_UNIFIED_ATTENTION", "VLLM_CACHE_ROOT")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """No inherited GPU or AITER variable from the machine running the tests, unless a test sets one."""
+    for var in VISIBILITY:
+        monkeypatch.delenv(var, raising=False)
 
 
 def cfg_from(tmp_path, **keys):
@@ -44,10 +62,88 @@ def test_cuda_command(tmp_path):
 
 def test_rocm_command_sets_aiter_and_hip_devices(tmp_path):
     cfg = cfg_from(tmp_path, gpu_index=[0, 1], device="rocm")
-    _, env = servers.server_command(cfg, 8041, [1], "rocm", tmp_path)
-    assert env["HIP_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == "1"
-    assert env["VLLM_ROCM_USE_AITER"] == "1" and env["VLLM_USE_AITER_UNIFIED_ATTENTION"] == "1"
-    assert env["VLLM_ROCM_USE_AITER_MHA"] == "0"
+    for features, unified in ((NEW, "VLLM_ROCM_USE_AITER_UNIFIED_ATTENTION"),
+                              (OLD, "VLLM_USE_AITER_UNIFIED_ATTENTION")):
+        _, env = servers.server_command(cfg, 8041, [1], "rocm", tmp_path, features)
+        assert env["HIP_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == "1"
+        assert env["VLLM_ROCM_USE_AITER"] == "1" and env[unified] == "1" and env["VLLM_ROCM_USE_AITER_MHA"] == "0"
+        other = ({"VLLM_ROCM_USE_AITER_UNIFIED_ATTENTION", "VLLM_USE_AITER_UNIFIED_ATTENTION"} - {unified}).pop()
+        assert other not in env  # the name this vLLM does not read is not set
+
+
+def test_rocm_keeps_what_the_user_exported(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLLM_ROCM_USE_AITER_MHA", "1")
+    monkeypatch.setenv("VLLM_USE_AITER_UNIFIED_ATTENTION", "0")  # the old release's name, on a new vLLM
+    cfg = cfg_from(tmp_path, device="rocm", vllm_env={"VLLM_ROCM_USE_AITER": "0"})
+    _, env = servers.server_command(cfg, 8040, [0], "rocm", tmp_path, NEW)
+    assert env["VLLM_ROCM_USE_AITER_MHA"] == "1"  # exported: kept
+    assert env["VLLM_ROCM_USE_AITER_UNIFIED_ATTENTION"] == "0"  # exported under the other name: kept, renamed
+    assert env["VLLM_ROCM_USE_AITER"] == "0"  # the config's vllm_env wins over the seed's value
+
+
+def test_visible_devices_agree(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "5")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    cfg = cfg_from(tmp_path, gpu_index=[2, 3], tp=2)
+    _, env = servers.server_command(cfg, 8042, [2, 3], "rocm", tmp_path, NEW)
+    assert env["HIP_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == "2,3"
+    _, env = servers.server_command(cfg, 8042, [2, 3], "cuda", tmp_path, NEW)
+    assert env["CUDA_VISIBLE_DEVICES"] == "2,3" and "HIP_VISIBLE_DEVICES" not in env
+    # The evaluator's tasks get theirs from the same function.
+    task = {"options": {"server_url": None}}
+    env = eval_tasks.task_env(task, ["6"], "rocm", {"HIP_VISIBLE_DEVICES": "0"}, tmp_path)
+    assert env["HIP_VISIBLE_DEVICES"] == env["CUDA_VISIBLE_DEVICES"] == "6"
+    assert env["VLLM_CACHE_ROOT"].startswith(str(tmp_path)) and env["VLLM_ROCM_USE_AITER"] == "1"
+
+
+def test_a_vllm_cache_per_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLLM_TORCH_COMPILE_CACHE_DIR", raising=False)
+    cfg = cfg_from(tmp_path, gpu_index=[0, 1], device="cuda")
+    roots = set()
+    for port, group in servers.groups(cfg):
+        _, env = servers.server_command(cfg, port, group, "cuda", tmp_path, NEW)
+        assert env["VLLM_CACHE_ROOT"].startswith(str(tmp_path)) and str(port) in env["VLLM_CACHE_ROOT"]
+        assert env["TORCHINDUCTOR_CACHE_DIR"].startswith(env["VLLM_CACHE_ROOT"])
+        assert "VLLM_TORCH_COMPILE_CACHE_DIR" not in env  # read by no vLLM
+        roots.add(env["VLLM_CACHE_ROOT"])
+    assert len(roots) == 2
+    monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "mine"))  # the user's cache root stays the parent
+    _, env = servers.server_command(cfg, 8040, [0], "cuda", tmp_path, NEW)
+    assert env["VLLM_CACHE_ROOT"].startswith(str(tmp_path / "mine") + "/")
+
+
+def test_the_open_files_limit_is_raised(tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 256 if hard == resource.RLIM_INFINITY else min(256, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        cfg = cfg_from(tmp_path, device="cuda")
+        _, env = servers.server_command(cfg, 8040, [0], "cuda", tmp_path, NEW)
+        raised, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = devices.OPEN_FILES if hard == resource.RLIM_INFINITY else min(devices.OPEN_FILES, hard)
+        assert raised == want > low or hard == low
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_stagger_defaults_and_waits(tmp_path):
+    assert servers.stagger_seconds(cfg_from(tmp_path, device="cuda"), "rocm") == 30
+    assert servers.stagger_seconds(cfg_from(tmp_path, device="cpu"), "cpu") == 0
+    assert servers.stagger_seconds(cfg_from(tmp_path, server_stagger=5), "cuda") == 5
+    # A first "server" that lives but never answers /health holds the others back for the whole stagger ...
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        first = {"pid": proc.pid, "host": "127.0.0.1", "port": free_port()}
+        t0 = time.monotonic()
+        servers._stagger(first, 1.5, None, lambda msg: None)
+        assert 1.4 <= time.monotonic() - t0 < 5
+    finally:
+        proc.kill()
+        proc.wait()
+    # ... and one that died ends it at once (the wait for /health then reports its log).
+    t0 = time.monotonic()
+    servers._stagger(first, 30, None, lambda msg: None)
+    assert time.monotonic() - t0 < 3
 
 
 def test_cpu_command(tmp_path):
