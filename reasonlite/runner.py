@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from reasonlite import jsonl
 from reasonlite.jsonl import DataError, IndexSet, shard_of
+from reasonlite.manifest import write_manifest
 from reasonlite.signals import GracefulStop, Stopped
 
 
@@ -239,6 +240,8 @@ def run(stage, rank=0, world=1, save_name=None):
             return await _run(stage, folder, rank, world, stage.cfg, stop)
 
     final, counts, total = asyncio.run(main())
+    # What produced this folder (config, versions, commit, model): "why do these two runs differ?" starts here.
+    write_manifest(folder, stage.cfg, shard=(rank, world), extra={"stage": stage.name, "records": counts})
     unfinished = total - counts["resumed"] - counts["carried"] - counts["new"]
     logger.info(f"{final}: {total} records ({counts['resumed']} kept from this folder, {counts['carried']} carried "
                 f"over, {counts['new']} new, {unfinished} unfinished) in {time.monotonic() - t0:.1f} s")

@@ -274,7 +274,7 @@ def test_start_and_report_end_to_end(server, tmp_path):
     assert isinstance(tasks, list) and len(tasks) == 1
     tasks[0].update({"base_model": server["model_path"], "server_url": f"http://127.0.0.1:{server['port']}",
                      "data_dir": str(AIME24)})
-    assert tasks[0]["end_idx"] == 3 and tasks[0]["n"] == 4 and tasks[0]["max_model_len"] == 1024
+    assert tasks[0]["end_idx"] == 3 and tasks[0]["n"] == 4 and tasks[0]["max_model_len"] == 64  # new tokens
     cfg = write_yaml(tmp_path / "eval_cpu.yaml", tasks)
     result = tmp_path / "result"
     proc = run_eval_script("start.py", "-c", cfg, "--result_dir", result, "-s", "run1")

@@ -160,6 +160,8 @@ def test_a_damaged_middle_line_is_named_skipped_and_redone(tmp_path):
         assert "1 damaged lines skipped" in judge.stderr
         judged = records_of(base / "answer_judge" / "j" / "0_1.jsonl")
         assert len(judged) == 39 and lost not in {r["index"] for r in judged}
+        shown = run_script("-m", "reasonlite.show", base)
+        assert shown.returncode == 0 and f"{shard}:7: not valid" in shown.stdout, shown.stdout + shown.stderr
 
         # infer again: the damaged record is regenerated, the other 39 carried over
         again = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "b")

@@ -28,7 +28,9 @@ def test_records_have_the_seeds_fields(make_config, tmp_path):
     proc = infer(cfg, "-s", "run1")
     assert proc.returncode == 0, proc.stderr
     folder = base / "answer_origin" / "run1"
-    assert sorted(p.name for p in folder.iterdir()) == ["0_1.jsonl"]
+    # the shard, the run's manifest, and the shard's lock file, released (empty)
+    assert sorted(p.name for p in folder.iterdir()) == [".0_1.jsonl.lock", "0_1.jsonl", "manifest.json"]
+    assert (folder / ".0_1.jsonl.lock").read_text() == ""
     records = read_folder(folder)
     assert sorted(r["index"] for r in records) == [f"t:{i}_{j}" for i in range(2) for j in range(3)]
     for r in records:

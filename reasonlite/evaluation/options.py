@@ -1,39 +1,49 @@
 """The evaluator's options: one schema (reasonlite/config.py's Fields) for eval.py's flags and start.py's YAML blocks.
 
-Names and meanings follow the seed's evaluator (DeepMath's uni_eval.py); options whose help starts with "ours" are
-this project's additions. A YAML block and a command line are checked by the same rules and report problems in the
-same wording as the pipeline's config (`file:line: key 'n' must be at least 1, got 0`).
+    python3 eval.py --help      # every option, the seed's first, then ours
+
+Names, defaults and meanings follow the seed's evaluator (ReasonLite's eval/eval.py, which is DeepMath's uni_eval.py
+with gpu_memory_utilization 0.8); options whose help starts with "ours" are this project's additions. Flags are
+spelled `--base_model` as in the seed's scripts, and `--base-model` as python-fire, which the seed ran on, also
+reads them; a boolean is `--bf16`, `--bf16 True` or `--bf16=false`. A YAML block and a command line are checked by
+the same rules and report problems in the same wording as the pipeline's config (`file:line: key 'n' must be at
+least 1, got 0`).
 """
 import argparse
 import os
-from pathlib import Path
 
 from reasonlite.config import ConfigError, Field, check_fields, from_text, with_defaults
 from reasonlite.evaluation.benchmarks import DATASETS, looks_local
-from reasonlite.evaluation.prompting import PREFIX_PROMPTS, SUFFIX_PROMPTS, SYSTEM_PROMPTS
+from reasonlite.evaluation.prompting import (CHAT_TEMPLATES, PREFIX_PROMPTS, SUFFIX_PROMPTS, SYSTEM_PROMPTS,
+                                             template_problem)
 
 OPTIONS = {
     "base_model": Field("str", None, True, "model path or hub id; also the tokenizer whose chat template builds "
                                            "the prompt"),
-    "chat_template_name": Field("str", "default", True, "`default` (the tokenizer's own) or a path to a .jinja "
-                                                        "template"),
+    "chat_template_name": Field("str", "default", True, "`default` (the tokenizer's own), one of "
+                                + ", ".join(CHAT_TEMPLATES) + ", or a path to a .jinja template"),
     "system_prompt_name": Field("str", "disabled", True, "one of: " + ", ".join(SYSTEM_PROMPTS)),
-    "prefix_prompt_name": Field("str", "disabled", True, "one of: " + ", ".join(PREFIX_PROMPTS)),
-    "suffix_prompt_name": Field("str", "disabled", True, "one of: " + ", ".join(SUFFIX_PROMPTS)),
+    "prefix_prompt_name": Field("str", "disabled", True, "text before the problem, one of: "
+                                + ", ".join(PREFIX_PROMPTS)),
+    "suffix_prompt_name": Field("str", "disabled", True, "text after the problem, one of: "
+                                + ", ".join(SUFFIX_PROMPTS)),
     "output_dir": Field("str", None, True, "folder for config.json, generation.jsonl, result.log, metrics.json"),
     "bf16": Field("bool", False, True, "offline engine dtype bfloat16 (neither bf16 nor fp16: float32, as the seed)"),
     "fp16": Field("bool", False, True, "offline engine dtype float16"),
-    "tensor_parallel_size": Field("int", 1, True, "GPUs per offline engine"),
+    "tensor_parallel_size": Field("int", 8, True, "GPUs per offline engine (start.py gives each task this many)"),
     "enforce_eager": Field("bool", False, True, "offline engine without CUDA graphs / compilation"),
     "gpu_memory_utilization": Field("float", 0.8, True, "offline engine GPU memory share"),
     "data_dir": Field("str", None, True, "local data: a .jsonl file, or a folder holding <data_id> (save_to_disk "
-                                         "or .jsonl)"),
+                                         "or <split>.jsonl)"),
     "data_id": Field("str", None, True, "one of " + ", ".join(DATASETS) + ", or a path to a local .jsonl"),
     "split": Field("name", None, True, "dataset split (default: the data_id's)"),
     "subset": Field("name", None, True, "dataset config name on the hub"),
     "start_idx": Field("int", None, True, "first problem (0-based, inclusive)"),
     "end_idx": Field("int", None, True, "last problem (exclusive)"),
-    "max_model_len": Field("int", 32768, True, "context length: prompt plus generation"),
+    # The seed passes max_model_len to vLLM as each sample's max_tokens and leaves the engine's context at the
+    # model's own: generation stops after max_model_len new tokens or at the context, whichever comes first.
+    "max_model_len": Field("int", 32768, True, "new tokens per sample at most (the seed's meaning: vLLM's max_tokens;"
+                                               " generation also stops at the model's context)"),
     "temperature": Field("float", 0.6, True, "sampling temperature"),
     "top_p": Field("float", 1.0, True, "nucleus sampling"),
     "top_k": Field("int", -1, True, "top-k sampling (-1: off)"),
@@ -41,20 +51,25 @@ OPTIONS = {
     "n": Field("int", 1, True, "samples per problem"),
     "seed": Field("int", 42, True, "sample i of a problem uses seed + i"),
     # ours
-    "max_tokens": Field("int", None, True, "ours: cap on generated tokens (default: what max_model_len leaves)"),
+    "max_tokens": Field("int", None, True, "ours: a lower cap on new tokens per sample than max_model_len"),
+    "engine_max_model_len": Field("int", None, True, "ours: the context (prompt + generation) of the offline "
+                                                     "engine, vLLM's max_model_len (default: the model's own, as the "
+                                                     "seed); with server_url, the servers' context, to cap requests"),
     "server_url": Field("str", None, True, "ours: OpenAI-compatible server(s), comma-separated; default: offline "
                                            "engine"),
     "api_key_env": Field("str", None, True, "ours: environment variable holding the servers' API key"),
     "max_inflight_per_server": Field("int", 64, True, "ours: requests in flight per server"),
     "problem_key": Field("str", None, True, "ours: column of the problem text (default: the data_id's)"),
     "answer_key": Field("str", None, True, "ours: column of the gold answer (default: the data_id's)"),
+    "choices_key": Field("str", None, True, "ours: column holding a multiple-choice problem's options as a list; "
+                                            "the prompt lists them as (A), (B), ... and answers are graded by letter"),
 }
 REQUIRED = ("base_model", "output_dir")
 # What shapes a sample's text. A folder whose config.json differs in one of these holds another task's samples;
 # n, start_idx and end_idx may change (a run with more samples or problems completes the folder).
 IDENTITY = ("base_model", "chat_template_name", "system_prompt_name", "prefix_prompt_name", "suffix_prompt_name",
-            "data_id", "split", "subset", "bf16", "fp16", "max_model_len", "max_tokens", "temperature", "top_p",
-            "top_k", "repetition_penalty", "seed")
+            "data_id", "split", "subset", "bf16", "fp16", "max_model_len", "max_tokens", "engine_max_model_len",
+            "temperature", "top_p", "top_k", "repetition_penalty", "seed", "choices_key")
 
 
 def check(opts, where):
@@ -69,11 +84,10 @@ def check(opts, where):
             errors.append(f"{where}: missing required key '{name}'")
     if not opts.get("data_id") and not opts.get("data_dir"):
         errors.append(f"{where}: missing required key 'data_id' (or data_dir pointing at a local .jsonl)")
-    for key in ("n", "max_model_len", "tensor_parallel_size", "max_inflight_per_server"):
-        if opts[key] < 1:
+    for key in ("n", "max_model_len", "tensor_parallel_size", "max_inflight_per_server", "max_tokens",
+                "engine_max_model_len"):
+        if opts[key] is not None and opts[key] < 1:
             bad(key, f"must be at least 1, got {opts[key]}")
-    if opts["max_tokens"] is not None and opts["max_tokens"] < 1:
-        bad("max_tokens", f"must be at least 1, got {opts['max_tokens']}")
     if opts["temperature"] < 0:
         bad("temperature", f"must be 0 or more, got {opts['temperature']}")
     if not 0 < opts["top_p"] <= 1:
@@ -95,9 +109,9 @@ def check(opts, where):
                         ("suffix_prompt_name", SUFFIX_PROMPTS)):
         if opts[name] not in table:
             bad(name, f"{opts[name]!r} is unknown; known: {', '.join(table)}")
-    template = opts["chat_template_name"]
-    if template != "default" and not Path(template).is_file():
-        bad("chat_template_name", f"{template!r} is neither `default` nor a template file")
+    problem = template_problem(opts)
+    if problem:
+        bad("chat_template_name", problem)
     data_id = opts.get("data_id")
     if data_id and data_id not in DATASETS and not opts.get("data_dir") and not looks_local(data_id):
         bad("data_id", f"{data_id!r} is unknown; known: {', '.join(DATASETS)}; or give data_dir / a path to a "
@@ -126,11 +140,16 @@ def parse_args(argv=None, description=None):
     """eval.py's flags: one per option, each typed by the schema; returns the checked options."""
     parser = argparse.ArgumentParser(prog="eval.py", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    seed = parser.add_argument_group("the seed evaluator's options")
+    ours = parser.add_argument_group("this project's additions")
     for name, field in OPTIONS.items():
+        group = ours if field.help.startswith("ours:") else seed
+        shown = field.help + (f" [default: {field.default}]" if field.default is not None else "")
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         if field.kind == "bool":  # `--bf16` alone, or `--bf16 True` as the seed's scripts write it
-            parser.add_argument(f"--{name}", nargs="?", const="True", default=None, help=field.help)
+            group.add_argument(*flags, dest=name, nargs="?", const="True", default=None, help=shown)
         else:
-            parser.add_argument(f"--{name}", default=None, help=field.help)
+            group.add_argument(*flags, dest=name, default=None, metavar=name.upper(), help=shown)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = vars(parser.parse_args(argv))
     debug = args.pop("debug")

@@ -10,8 +10,10 @@ The YAML is a list of task blocks whose keys are eval.py's options (python3 eval
 expands into one task per combination, so `base_model: [a, b]` with `data_id: [x, y]` is four tasks. The file may
 instead be a mapping with `tasks:` (that list) and `gpu_index:` (the GPUs to use).
 
-Each task gets `tensor_parallel_size` GPUs (1 by default) as CUDA_VISIBLE_DEVICES and waits until that many are
-free; a task with `server_url` sends its requests to those servers and needs no GPU of its own. Task i writes
+Each task gets `tensor_parallel_size` GPUs as CUDA_VISIBLE_DEVICES and waits until that many are free. The default
+is the seed evaluator's 8, so a block without the key takes a whole 8-GPU node; the seed's start.py gave every task
+one GPU whatever it asked for, and its configs say `tensor_parallel_size: 1`, as ours do, to run one task per GPU.
+A task with `server_url` sends its requests to those servers and needs no GPU of its own. Task i writes
 `<result_dir>/<run>/<model>_<dataset>/` (config.json, generation.jsonl, result.log, metrics.json) and its console
 output to run.log there. Every block is checked before the first task starts.
 """
@@ -26,12 +28,14 @@ import sys
 import threading
 from pathlib import Path
 
+from reasonlite import vllm_flags
 from reasonlite.cli import add_debug_flag, user_errors
 from reasonlite.config import ConfigError, block_key_lines, read_yaml, unknown_key
+from reasonlite.devices import cache_dir, detect_device, process_env
 from reasonlite.evaluation import benchmarks
 from reasonlite.evaluation.options import OPTIONS, resolve
 from reasonlite.runner import run_folder_name
-from reasonlite.servers import ROCM_ENV, detect_device, tail
+from reasonlite.servers import tail
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +179,23 @@ def command(task):
     return argv
 
 
-def run_task(task, pool, env_base, lock, results):
+def task_env(task, gpus, device, base, cache_parent):
+    """The environment of one task's evaluator: with its own offline engine, what devices.process_env gives a
+    vLLM process (its GPUs under both visibility variables on ROCm, a vLLM cache of its GPUs', the seed's AITER
+    settings where unset); a task with server_url starts no engine and gets `base` as it is."""
+    if task["options"]["server_url"]:
+        return dict(base)
+    # Keyed by GPU: one task at a time holds a GPU, so no two engines compile into one cache at once.
+    cache = cache_dir(cache_parent, "gpu" + "-".join(gpus)) if gpus else None
+    return process_env(device, gpus, cache, vllm_flags.installed(), base=base)
+
+
+def run_task(task, pool, env_for, lock, results):
     opts = task["options"]
     need = 0 if opts["server_url"] else opts["tensor_parallel_size"]
     gpus = pool.take(need) if need else []
     out = Path(opts["output_dir"])
-    env = dict(env_base)
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    env = env_for(task, gpus)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with lock:
@@ -207,12 +220,15 @@ def run_task(task, pool, env_base, lock, results):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="start.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config_path", default="config/eval.yaml", help="the YAML list of task blocks")
+    parser.add_argument("-c", "--config-path", "--config_path", dest="config_path", default="config/eval.yaml",
+                        help="the YAML list of task blocks (--config-path is the seed's spelling)")
     parser.add_argument("--gpu_index", default=None, help="GPUs to use, comma-separated (default: the YAML's, "
                         "else CUDA_VISIBLE_DEVICES, else all)")
     parser.add_argument("-s", "--run_name", default=None, help="run folder name (default: a timestamp); reusing "
                         "one resumes its tasks")
     parser.add_argument("--result_dir", default="result", help="where run folders go (default: result)")
+    parser.add_argument("--check", action="store_true", help="check every task (versions, GPUs, commands, vLLM "
+                        "flags, prompt lengths, disk) without starting one")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with user_errors(args.debug):
@@ -242,8 +258,15 @@ def start(args):
         t["given"]["output_dir"] = t["options"]["output_dir"]
 
     env = {**os.environ, **BASE_ENV}
-    if detect_device() == "rocm":
-        env.update(ROCM_ENV)  # the seed's AITER settings for MI300
+    device = detect_device()
+
+    def env_for(task, gpus):
+        return task_env(task, gpus, device, env, Path(args.result_dir).resolve() / ".vllm_cache")
+
+    if getattr(args, "check", False):  # the preflight: print and check what would run, start nothing
+        from reasonlite import preflight
+        preflight.check_eval(tasks, gpus, run_dir, device, env_for, command)
+        return
     print(f"{len(tasks)} tasks on GPU {','.join(gpus)} -> {run_dir}", flush=True)
     pool, lock, results = GpuPool(gpus), threading.Lock(), {}
     # One thread per GPU, as the seed's workers; a wider task holds several GPUs and leaves other threads waiting.
@@ -257,7 +280,7 @@ def start(args):
                     return
                 task = queue.pop(0)
             try:
-                run_task(task, pool, env, lock, results)
+                run_task(task, pool, env_for, lock, results)
             except OSError as e:  # the task's folder or log cannot be written: that task fails, the others run
                 with lock:
                     print(f"failed {task['name']}: {e}", flush=True)
