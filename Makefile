@@ -18,7 +18,9 @@ setup: $(STAMP)
 $(STAMP): $(REQS) pyproject.toml
 	$(PYTHON) -m venv $(if $(HAS_GPU),--system-site-packages) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -r $(REQS)
+	@# --retries 2: where PyTorch's CPU index cannot be reached (an offline mirror, a CI sandbox), pip's default
+	@# five retries with backoff per package page add a quarter of an hour; two keep a flaky network working.
+	$(PY) -m pip install --retries 2 -r $(REQS)
 	@# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break transformers' imports on CPU.
 	$(if $(HAS_GPU),,$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec)
 	@# The project itself, editable: `import reasonlite` works from any folder and edits take effect at once.
@@ -38,11 +40,17 @@ demo: setup $(TINY)/config.json
 	for mode in infer vote judge judge_vote; do $(PY) infer.py -c $(DEMO) -m $$mode; done; \
 	$(PY) -m reasonlite.show datas/example; \
 	$(PY) utils/saving_to_training_format.py -d datas/example/answer_judge_vote; \
+	$(PY) infer.py -c config/demo_adaptive.yaml -m infer; \
+	$(PY) infer.py -c config/demo_adaptive.yaml -m judge; \
+	$(PY) -m reasonlite.funnel datas/example_adaptive; \
 	$(PY) vllm_start.py -c $(DEMO) --stop; \
 	CONFIG=train/config_tiny.yaml ACCELERATE_CONFIG=train/accelerate/ddp.yaml NUM_MACHINES=1 NUM_PROCESSES=2 \
 	  OMP_NUM_THREADS=1 PYTHON=$(PY) bash train/stage1.sh 0; \
 	$(PY) vllm_start.py -c config/demo_student.yaml; \
-	(cd eval && ../$(PY) start.py -c config/eval_demo.yaml -s demo && ../$(PY) report.py result/demo)
+	(cd eval && ../$(PY) start.py -c config/eval_demo.yaml -s demo \
+	  && ../$(PY) report.py result/demo --ci --truncation \
+	  && ../$(PY) report.py --diff result/demo/train_tiny_stage1_info_seed-42 result/demo/train_tiny_stage1_info_seed-1042 \
+	       --png result/demo/diff.png)
 
 # The whole suite (CI). `make test-fast` is the tier for after each edit: no vLLM server, no training, under 90 s.
 test: setup

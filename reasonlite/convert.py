@@ -20,6 +20,7 @@ EOS_TEXTS = (H_RETURN, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
 # Drop reasons, in the order the funnel reports them.
 ERROR, WRONG, MISMATCH, TRUNCATED = "judge null (error)", "judge false (wrong)", "format mismatch", "truncated"
 CONTAMINATED, DUPLICATE, TOO_LONG = "contaminated", "duplicate answer", "too long"
+OUT_OF_BAND, OVER_CAP = "pass rate outside the band", "over the per-problem cap"  # per problem, after pass 1
 
 
 def _strip_eos(text):

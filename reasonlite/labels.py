@@ -22,7 +22,6 @@ from reasonlite.jsonl import DataError, IndexSet
 from reasonlite.llm import LLM, parse_judge_reply, parse_vote_reply
 from reasonlite.prompts import judge_prompt, vote_prompt
 from reasonlite.runner import Stage
-from reasonlite.servers import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +34,12 @@ def _sample_number(index):
 
 def _problem_index(index):
     return index.rsplit("_", 1)[0]
+
+
+def vote_is_clear(count, total, vote_ratio, min_vote):
+    """The seed's pseudo-label rule on counts: the top answer holds at least vote_ratio of the votes and at least
+    min_vote votes. judge_vote labels by it; the adaptive loop (reasonlite/adaptive.py) closes problems by it."""
+    return total > 0 and count / total >= vote_ratio and count >= min_vote
 
 
 def latest_input(base, stage_name, needed_by):
@@ -161,7 +166,7 @@ class Vote(Labeller):
         stage_dir.mkdir(parents=True, exist_ok=True)
         for old in stage_dir.glob(".buckets-*"):  # left by a killed run
             pid = old.name.rsplit("-", 1)[-1]
-            if not (pid.isdigit() and pid_alive(int(pid))):
+            if not (pid.isdigit() and jsonl.pid_alive(int(pid))):
                 shutil.rmtree(old, ignore_errors=True)
         self.tmp = stage_dir / f".buckets-{os.getpid()}"
         self.tmp.mkdir()
@@ -326,7 +331,7 @@ class JudgeVote(Judge):
         """The seed's rule: the top answer if it has at least vote_ratio of the votes and min_vote votes."""
         if vote:
             top, count = next(iter(vote.items()))
-            if count / sum(vote.values()) >= self.cfg.vote_ratio and count >= self.cfg.min_vote:
+            if vote_is_clear(count, sum(vote.values()), self.cfg.vote_ratio, self.cfg.min_vote):
                 return top, "vote"
         return expected, "dataset"
 

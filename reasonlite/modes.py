@@ -2,8 +2,9 @@
 
     python3 infer.py -c config/oss.yaml -m infer|vote|judge|judge_vote [-l RANK -g WORLD] [-s RUN]
 
-infer is reasonlite/generation.py; vote, judge and judge_vote are reasonlite/labels.py; reasonlite/runner.py does
-what they share (input checks, carry-over, resume, writing).
+infer is reasonlite/generation.py (reasonlite/adaptive.py under `sampling: adaptive`); vote, judge and judge_vote are
+reasonlite/labels.py, and write problems.jsonl and a funnel once their run folder is complete
+(reasonlite/problem_stats.py); reasonlite/runner.py does what they share (input checks, carry-over, resume, writing).
 """
 import argparse
 
@@ -17,9 +18,16 @@ STAGES = {"infer": Infer, "vote": Vote, "judge": Judge, "judge_vote": JudgeVote}
 
 def run(cfg, mode, rank=0, world=1, save_name=None):
     """Run one mode for one shard of the work; returns the shard file it completed."""
+    if mode == "infer" and cfg.get("sampling") == "adaptive":  # rounds per problem: reasonlite/adaptive.py (#14)
+        from reasonlite.adaptive import Adaptive
+        return Adaptive(cfg).run(rank, world, save_name)
     stage = STAGES[mode](cfg)
     try:
-        return runner.run(stage, rank, world, save_name)
+        final = runner.run(stage, rank, world, save_name)
+        if mode != "infer":  # problems.jsonl and the funnel, once the run folder is complete (#14)
+            from reasonlite.problem_stats import after_label_stage
+            after_label_stage(stage, final)
+        return final
     finally:
         stage.close()
 
@@ -31,8 +39,16 @@ def main(argv=None):
     parser.add_argument("-l", "--local_rank", type=int, default=0, help="this shard's rank")
     parser.add_argument("-g", "--global_size", type=int, default=1, help="number of shards")
     parser.add_argument("-s", "--save_file", default=None, help="run folder name instead of a timestamp")
+    parser.add_argument("--check", action="store_true", help="check the config, data, servers' flags, limits and "
+                        "disk; send no request (reasonlite/preflight.py)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with user_errors(args.debug):
         cfg = config.load(args.config_path)
+        if args.check:
+            from reasonlite import preflight
+            preflight.check_pipeline(cfg, "infer")
+            return
+        from reasonlite.devices import raise_open_files_limit
+        raise_open_files_limit()  # a socket per request in flight: thousands per server
         run(cfg, args.mode or cfg.mode, args.local_rank, args.global_size, args.save_file)

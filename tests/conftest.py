@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reasonlite.jsonl import SHARD_RE
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,6 +98,8 @@ def write_info(base, problems):
 def read_folder(folder):
     out = []
     for p in sorted(Path(folder).glob("*.jsonl")):
+        if not SHARD_RE.match(p.name):  # problems.jsonl, answer_stats_*.jsonl sit beside the shards
+            continue
         for line in p.read_text().splitlines():
             out.append(json.loads(line))
     return out

@@ -186,7 +186,8 @@ def test_training_data_conversion_killed_at_three_random_moments(synthetic):
             rows = [json.loads(line) for p in parts for line in p.read_text().splitlines()]
             assert len(rows) == correct
             assert len({r["messages"][1]["content"] for r in rows}) == correct  # each answer once
-            assert not [p for p in out.iterdir() if not p.name.startswith("data_part")]
+            # nothing temporary is left, not even what the killed runs were writing
+            assert not [p for p in out.iterdir() if p.name.startswith(".")], list(out.iterdir())
         else:
             for p in parts:  # a file with the final name is always whole
                 [json.loads(line) for line in p.read_text().splitlines()]

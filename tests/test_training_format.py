@@ -1,5 +1,6 @@
 """utils/saving_to_training_format.py: the seed's harmony conversion, each drop reason, chunks, filters, bad input."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,17 @@ def write_judged(base, records, stage="answer_judge", run="20250101_000000"):
 
 def convert(path, *args):
     return run_script(SCRIPT, "-d", path, *args, timeout=120)
+
+
+def funnel_rows(stdout):
+    """{step: (problems, answers)} of the funnel table the conversion prints."""
+    rows = {}
+    for line in stdout.split("[funnel]:\n", 1)[1].splitlines()[1:]:
+        m = re.match(r"^  (?:  |- |= )(.{48}) +(-?\d+) +(-?\d+)$", line)
+        if not m:
+            break
+        rows[m.group(1).strip()] = (int(m.group(2)), int(m.group(3)))
+    return rows
 
 
 def read_parts(folder):
@@ -114,7 +126,10 @@ def test_each_drop_reason_is_counted(tmp_path):
     assert "[error ratio]: 0.2222" in out
     assert "[wrong ratio]: 0.1111" in out
     assert "[correct ratio]: 0.1111" in out
-    assert "-4  format mismatch" in out and "-1  truncated" in out
+    rows = funnel_rows(out)
+    assert rows["in"] == (9, 9) and rows["written"] == (1, 1)
+    assert rows["format mismatch"] == (-4, -4) and rows["truncated"] == (-1, -1)
+    assert rows["judge null (error)"] == (-2, -2) and rows["judge false (wrong)"] == (-1, -1)
 
 
 def test_chunks_are_shuffled_deterministic_and_replace_stale_parts(tmp_path):
@@ -174,10 +189,12 @@ def test_filters_dedup_decontaminate_max_tokens(tmp_path, tiny_model):
     _, rows = read_parts(tmp_path / "exp" / "format_data")
     assert sorted(r["messages"][0]["content"] for r in rows) == sorted(
         [infer_prompt("What is $3 + 4$?"), infer_prompt("How many primes are less than 20?")])
-    assert "-2  contaminated (8-gram overlap with 3 problems of 2 benchmark source(s))" in proc.stdout
-    assert "-1  duplicate answers" in proc.stdout
-    assert "-1  longer than 300 tokens" in proc.stdout
-    assert "         2  written" in proc.stdout
+    rows = funnel_rows(proc.stdout)
+    assert rows["contaminated"] == (-2, -2)
+    assert "contaminated: 8-gram overlap with 3 problems of 2 benchmark source(s) 2" in proc.stdout
+    assert rows["duplicate answer"] == (-1, -1)  # record 1 is problem t:1, whose one answer repeats t:0's
+    assert rows["longer than 300 tokens"] == (-1, -1)
+    assert rows["written"] == (2, 2)
 
 
 @pytest.mark.skipif(not (SHARED / "benchmarks" / "aime24.jsonl").exists(),
@@ -188,7 +205,8 @@ def test_decontaminate_against_the_public_benchmarks(tmp_path):
     proc = convert(path, "--decontaminate", SHARED / "benchmarks" / "aime24.jsonl",
                    "--decontaminate", SHARED / "benchmarks" / "math500.jsonl")
     assert proc.returncode == 0, proc.stderr
-    assert "-1  contaminated (8-gram overlap with 530 problems of 2 benchmark source(s))" in proc.stdout
+    assert funnel_rows(proc.stdout)["contaminated"] == (-1, -1)
+    assert "contaminated: 8-gram overlap with 530 problems of 2 benchmark source(s)" in proc.stdout
 
 
 def test_decontaminate_with_an_unloadable_dataset_id_is_one_error_line(tmp_path):
@@ -254,3 +272,119 @@ def test_nothing_kept_is_an_error_and_writes_nothing(tmp_path):
     assert _error_lines(proc)[-1] == f"error: no record survived the filters; nothing written to {path.parents[2]}" \
                                      "/format_data"
     assert not list((tmp_path / "exp" / "format_data").iterdir())
+
+
+# ---- per-problem filters, Parquet, the funnel (#14); in-process, so they cost no interpreter start ---------------
+def answers_of(k, verdicts):
+    """Judged answers to problem q:k, one per verdict, each with its own text (so none is a duplicate)."""
+    out = []
+    for j, verdict in enumerate(verdicts):
+        rec = record(0, judge=verdict, answer=harmony_answer(final=f"q{k} answer {j} \\boxed{{7}}"),
+                     problem=f"Problem {k}: what is 3 + 4?")
+        rec["info"]["index"], rec["index"] = f"q:{k}", f"q:{k}_{j}"
+        out.append(rec)
+    return out
+
+
+def problems_by_pass_rate():
+    """q:0 always solved, q:1 half the time, q:2 once in ten, q:3 never."""
+    return (answers_of(0, [True] * 10) + answers_of(1, [True, False] * 5) + answers_of(2, [True] + [False] * 9)
+            + answers_of(3, [False] * 4))
+
+
+def convert_here(capsys, path, *args):
+    from reasonlite import training_data
+    training_data.main(["-d", str(path), *map(str, args)])
+    return capsys.readouterr().out
+
+
+def kept_by_problem(folder):
+    _, rows = read_parts(folder)
+    counts = {}
+    for r in rows:
+        k = r["messages"][0]["content"].split(":")[0]
+        counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def test_pass_rate_band_and_per_problem_caps(tmp_path, capsys):
+    path = write_judged(tmp_path / "exp", problems_by_pass_rate())
+    out = tmp_path / "exp" / "format_data"
+    rows = funnel_rows(convert_here(capsys, path, "--pass-rate", "0.1:0.9"))
+    assert kept_by_problem(out) == {"Problem 1": 5, "Problem 2": 1}
+    assert rows["in"] == (4, 34) and rows["judge false (wrong)"] == (-1, -18)  # q:3 leaves here
+    assert rows["pass rate outside 0.1:0.9"] == (-1, -10) and rows["written"] == (2, 6)
+
+    rows = funnel_rows(convert_here(capsys, path, "--max-per-problem", "2"))
+    assert kept_by_problem(out) == {"Problem 0": 2, "Problem 1": 2, "Problem 2": 1}
+    assert rows["over 2 per problem (uniform)"] == (0, -11) and rows["written"] == (3, 5)
+
+    # By difficulty: ceil(2K(1 - pass rate)), at least 1: q:0 1, q:1 2, q:2 4 (it has 1).
+    convert_here(capsys, path, "--max-per-problem", "2", "--per-problem-by", "difficulty")
+    assert kept_by_problem(out) == {"Problem 0": 1, "Problem 1": 2, "Problem 2": 1}
+
+
+def test_the_cap_draws_uniformly_with_the_seed(tmp_path, capsys):
+    path = write_judged(tmp_path / "exp", answers_of(0, [True] * 10))
+    chosen = []
+    for seed in (1, 2, 3, 1):
+        convert_here(capsys, path, "--max-per-problem", "3", "--seed", seed)
+        chosen.append(sorted(r["messages"][1]["content"].split("answer ")[1][0] for r in
+                             read_parts(tmp_path / "exp" / "format_data")[1]))
+    assert all(len(c) == 3 for c in chosen) and chosen[0] == chosen[3]
+    assert len({tuple(c) for c in chosen}) > 1  # not always the first three
+
+
+def test_pass_rates_come_from_problems_jsonl_when_the_run_has_one(tmp_path, capsys):
+    path = write_judged(tmp_path / "exp", problems_by_pass_rate())
+    # The judged run as a whole (say, other shards) solved q:0 half the time: the band keeps it.
+    (path.parent / "problems.jsonl").write_text(json.dumps({"index": "q:0", "pass_rate": 0.5}) + "\n")
+    convert_here(capsys, path, "--pass-rate", "0.1:0.9")
+    assert kept_by_problem(tmp_path / "exp" / "format_data") == {"Problem 0": 10, "Problem 1": 5, "Problem 2": 1}
+
+
+def test_answers_stopped_at_the_length_limit_are_dropped_as_truncated(tmp_path, capsys):
+    recs = answers_of(0, [True] * 3)
+    path = write_judged(tmp_path / "exp", recs)
+    origin = tmp_path / "exp" / "answer_origin" / "run"
+    origin.mkdir(parents=True)
+    (origin / "answer_stats_0_1.jsonl").write_text(
+        json.dumps({"index": "q:0_1", "finish": "length", "tokens": 30000}) + "\n"
+        + json.dumps({"index": "q:0_2", "finish": "stop", "tokens": 900}) + "\n")
+    (path.parent / "funnel.json").write_text(json.dumps({"source": str(origin)}))
+    rows = funnel_rows(convert_here(capsys, path))
+    assert rows["truncated"] == (0, -1) and rows["written"] == (1, 2)
+    assert "q0 answer 1" not in (tmp_path / "exp" / "format_data" / "data_part1.jsonl").read_text()
+
+
+def test_parquet_shards_load_with_datasets_as_they_are(tmp_path, capsys):
+    import datasets
+    path = write_judged(tmp_path / "exp", answers_of(0, [True] * 7))
+    out = tmp_path / "exp" / "format_data"
+    convert_here(capsys, path, "--format", "jsonl,parquet", "--chunk-size", "3")
+    shards = sorted(out.glob("train-*.parquet"))
+    assert [p.name for p in shards] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+    ds = datasets.load_dataset("parquet", data_files=[str(p) for p in shards], split="train",
+                               cache_dir=str(tmp_path / "cache"))
+    assert ds.num_rows == 7 and ds.column_names == ["messages"]
+    assert [row["messages"] for row in ds] == [r["messages"] for r in read_parts(out)[1]]  # same order
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nconfigs:") and 'path: "train-*.parquet"' in card
+    assert "7 conversations for 1 problems" in card and str(path) in card
+    # The card's config is what load_dataset(folder) follows: the Parquet, not the JSONL beside it.
+    assert datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache")).num_rows == 7
+    # Parquet alone: the JSONL of the earlier conversion is stale and goes.
+    convert_here(capsys, path, "--format", "parquet")
+    assert not list(out.glob("data_part*.jsonl")) and [p.name for p in out.glob("*.parquet")] == \
+        ["train-00000-of-00001.parquet"]
+    assert json.loads((out / "funnel.json").read_text())["steps"][-1] == {"step": "written", "problems": 1,
+                                                                          "answers": 7}
+
+
+def test_bad_filter_arguments_are_one_line(tmp_path, capsys):
+    from reasonlite import training_data
+    for args, message in ((["--pass-rate", "0.9:0.1"], "--pass-rate '0.9:0.1'"), (["--format", "csv"], "--format"),
+                          (["--max-per-problem", "0"], "--max-per-problem must be at least 1")):
+        with pytest.raises(SystemExit):
+            training_data.parse_args(["-d", "x", *args])
+        assert message in capsys.readouterr().err

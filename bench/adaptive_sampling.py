@@ -1,0 +1,170 @@
+"""Adaptive vs fixed sampling at the same token budget -- on a SIMULATED teacher, not a model and not real data.
+
+    python3 bench/adaptive_sampling.py                       # 1000 problems, fixed 32 vs adaptive (about 3 min)
+    python3 bench/adaptive_sampling.py --problems 300 --targets 8 --lengths grow   # quicker
+
+*** THIS IS A SIMULATION. *** The teacher is bench/stub_teacher.py: each problem's chance of a correct answer is
+drawn from a made-up but realistic difficulty spread (most problems easy, a long hard tail) and its answers get
+longer as it gets harder. Every number below depends on that model; it says what the loop does with such a spread,
+not what gpt-oss will do on your data.
+
+What runs is the real code: reasonlite.adaptive.Adaptive (rounds, the grader's labels, the closing rules, records
+and stats files written to a temporary folder), with the simulated teacher plugged in where the servers would be.
+Fixed sampling is the same loop with first_round = max_answers = 32 and a target it never reaches: one round of 32
+answers per problem, which is what `sampling: fixed` with num_answer 32 draws. For each adaptive setting,
+max_answers is the largest multiple of round_size whose run spends no more tokens than the fixed run (bisection,
+each step a full run), so the two compare at the same token budget.
+
+Reported per run: tokens spent; correct answers per problem in the hardest quartile (the 25% of problems with the
+lowest true chance of a correct answer, which only the simulation knows); problems of that quartile, and of all,
+left with no correct answer; tokens per retained answer (retained: judged correct and not cut), also when the
+training data keeps at most the largest target's answers per problem (the conversion's --max-per-problem), as a
+training set rarely wants 32 answers to an easy problem. The ceiling line is what ANY allocation could give the
+hardest quartile at this budget: every token spent on it alone.
+"""
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stub_teacher import SimulatedTeacher, make_problems  # noqa: E402
+
+from reasonlite import config, problem_stats  # noqa: E402
+from reasonlite.adaptive import Adaptive  # noqa: E402
+
+BANNER = "SIMULATION: a stub teacher with a made-up difficulty spread (bench/stub_teacher.py), not a model"
+
+
+def run_loop(work, problems, lengths, first_round, round_size, target, max_answers, seed):
+    """One real adaptive run over the problems; its per-problem results read back from the files it wrote."""
+    base = Path(tempfile.mkdtemp(dir=work))
+    with open(base / "info.jsonl", "w") as f:
+        f.writelines(json.dumps(p) + "\n" for p in problems)
+    cfg = config.parse(f"model_path: simulated/gpt-oss\nprompt_format: harmony\nbase_data_path: {base}\n"
+                       f"sampling: adaptive\nfirst_round: {first_round}\nround_size: {round_size}\n"
+                       f"target_correct: {target}\nmax_answers: {max_answers}\njudge_backend: rule\n"
+                       f"max_tokens: 30000\n", "bench")
+    teacher = SimulatedTeacher(seed=seed, concurrency=512, lengths=lengths)
+    final = Adaptive(config._check_pipeline(cfg), generator=teacher).run(0, 1, "run")
+    tokens = {}
+    for e in problem_stats.read_answer_stats(final.parent):
+        p = e["index"].rsplit("_", 1)[0]
+        tokens[p] = tokens.get(p, 0) + e["tokens"]
+    rows = {r["index"]: {**r, "tokens": tokens.get(r["index"], 0)} for r in problem_stats.read_rows(final.parent)}
+    shutil.rmtree(base)
+    return rows
+
+
+def measure(rows, hard, cap):
+    hard_rows = [rows[k] for k in hard]
+    spent = sum(r["tokens"] for r in rows.values())
+    retained = sum(r["correct"] for r in rows.values())
+    capped = sum(min(r["correct"], cap) for r in rows.values())
+    return {"tokens": spent, "answers": sum(r["answers"] for r in rows.values()),
+            "hard_correct": sum(r["correct"] for r in hard_rows) / len(hard_rows),
+            "hard_answers": sum(r["answers"] for r in hard_rows) / len(hard_rows),
+            "hard_zero": sum(r["correct"] == 0 for r in hard_rows), "all_zero": sum(r["correct"] == 0 for r in
+                                                                                    rows.values()),
+            "per_retained": spent / max(retained, 1), "per_capped": spent / max(capped, 1),
+            "hard_tokens_per_answer": sum(r["tokens"] for r in hard_rows) / max(sum(r["answers"] for r in hard_rows),
+                                                                                 1)}
+
+
+def calibrate(work, problems, lengths, args, target, budget, log):
+    """The largest max_answers (a multiple of round_size) whose run spends at most `budget` tokens."""
+    step, lo, hi = args.round_size, 1, args.max_search // args.round_size
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        m = max(args.first_round, mid * step)
+        rows = run_loop(work, problems, lengths, args.first_round, step, target, m, args.seed)
+        spent = sum(r["tokens"] for r in rows.values())
+        log(f"    target {target}, max_answers {m}: {spent / 1e6:.1f}M tokens ({spent / budget:.3f} of fixed)")
+        if spent <= budget:
+            best, lo = (m, rows), mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def table(results, n_hard, fixed_n, cap):
+    head = ["", f"fixed {fixed_n}"] + [f"adaptive T{t} M{m}" for t, m, _ in results[1:]]
+    m = [r for _, _, r in results]
+    f = m[0]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row(name, fmt, key):
+        lines.append(f"| {name} | " + " | ".join(fmt(x[key]) for x in m) + " |")
+    row("tokens spent", lambda v: f"{v / 1e6:.1f}M ({v / f['tokens']:.2f})", "tokens")
+    row("answers drawn", lambda v: f"{v}", "answers")
+    row(f"correct per problem, hardest quartile ({n_hard})", lambda v: f"{v:.2f} ({v / f['hard_correct']:.2f}x)",
+        "hard_correct")
+    row("answers per problem, hardest quartile", lambda v: f"{v:.1f}", "hard_answers")
+    row("hardest quartile with no correct answer", lambda v: f"{v}", "hard_zero")
+    row("all problems with no correct answer", lambda v: f"{v}", "all_zero")
+    row("tokens per retained answer", lambda v: f"{v:,.0f}", "per_retained")
+    row(f"tokens per retained answer, at most {cap} per problem", lambda v: f"{v:,.0f}", "per_capped")
+    return lines
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--problems", type=int, default=1000)
+    p.add_argument("--fixed", type=int, default=32, help="answers per problem of the fixed run (the seed's 32)")
+    p.add_argument("--first-round", type=int, default=4)
+    p.add_argument("--round-size", type=int, default=4)
+    p.add_argument("--targets", default="8,16", help="target_correct values to compare, comma-separated")
+    p.add_argument("--lengths", default="grow,flat", help="grow (the model), flat (a contrast), or both")
+    p.add_argument("--max-search", type=int, default=512, help="largest max_answers the calibration tries")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="also write the report (markdown) here")
+    args = p.parse_args()
+    logging.disable(logging.WARNING)  # the loop's own summaries; the progress bars stay on stderr
+    report = [f"**{BANNER}.**", "",
+              f"{args.problems} problems (bench/stub_teacher.py make_problems, seed {args.seed}); fixed: "
+              f"{args.fixed} answers per problem; adaptive: first_round {args.first_round}, round_size "
+              f"{args.round_size}, target_correct T, max_answers M calibrated to the fixed run's tokens; "
+              "judge_backend rule; max_tokens 30000.", ""]
+    print(BANNER)
+    problems = make_problems(args.problems, seed=args.seed)
+    teacher = SimulatedTeacher(seed=args.seed)
+    by_difficulty = sorted(range(args.problems), key=teacher.p_correct)
+    hard = [problems[k]["index"] for k in by_difficulty[: args.problems // 4]]
+    targets = [int(t) for t in args.targets.split(",")]
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory() as work:
+        for lengths in args.lengths.split(","):
+            print(f"\nanswer lengths: {lengths}")
+            fixed_rows = run_loop(work, problems, lengths, args.fixed, 1, 10 ** 9, args.fixed, args.seed)
+            fixed = measure(fixed_rows, hard, max(targets))
+            results = [(None, args.fixed, fixed)]
+            for target in targets:
+                found = calibrate(work, problems, lengths, args, target, fixed["tokens"], print)
+                if found is None:
+                    print(f"    target {target}: no max_answers fits the budget")
+                    continue
+                m, rows = found
+                results.append((target, m, measure(rows, hard, max(targets))))
+            # Every token of the budget on the hardest quartile alone, at its own cost per answer:
+            ceiling = fixed["tokens"] / len(hard) / fixed["hard_tokens_per_answer"]
+            title = {"grow": "answer lengths grow with difficulty (the model: mean 1200 + 14000 (1 - p)^2 tokens)",
+                     "flat": "contrast: every answer 4000 tokens on average, whatever the difficulty"}[lengths]
+            lines = [f"#### {title}", ""] + table(results, len(hard), args.fixed, max(targets)) + [
+                "", f"Ceiling for any allocation: {ceiling:.0f} answers per hardest-quartile problem "
+                    f"({ceiling / args.fixed:.2f}x the fixed {args.fixed}) if every token went to that quartile."]
+            print("\n".join(lines))
+            report += lines + [""]
+    report.append(f"One run of `python3 bench/adaptive_sampling.py` ({time.monotonic() - t0:.0f} s on this "
+                  "project's 2-core CPU machine).")
+    if args.out:
+        Path(args.out).write_text("\n".join(report) + "\n")
+
+
+if __name__ == "__main__":
+    main()
