@@ -26,17 +26,14 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stub_teacher import SimulatedTeacher, make_problems  # noqa: E402
+from stub_teacher import SimulatedTeacher, make_problems  # bench/stub_teacher.py: this script's folder is on the path
 
-from reasonlite import config, problem_stats  # noqa: E402
-from reasonlite.adaptive import Adaptive  # noqa: E402
+from reasonlite import config, problem_stats
+from reasonlite.adaptive import Adaptive
 
 BANNER = "SIMULATION: a stub teacher with a made-up difficulty spread (bench/stub_teacher.py), not a model"
 

@@ -22,12 +22,9 @@ import json
 import math
 import random
 import re
-import sys
 from collections import Counter
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reasonlite.adaptive import Generation  # noqa: E402
+from reasonlite.adaptive import Generation
 
 PROBLEM_RE = re.compile(r"Problem (\d+): what is (\d+) \+ (\d+)\?")
 MIXTURE = ((0.60, 8.0, 1.5), (0.25, 2.0, 2.0), (0.15, 0.4, 4.0))  # (weight, alpha, beta)

@@ -47,7 +47,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from reasonlite import funnel, jsonl, problem_stats
+from reasonlite import funnel, jsonl, problem_stats, runner
 from reasonlite.answers import extract_answer
 from reasonlite.generation import Infer, one_answer
 from reasonlite.jsonl import DataError, shard_of
@@ -557,15 +557,7 @@ class Adaptive:
             if out is not None:
                 out.close()
             if created and self.counts["new"] == 0 and part.exists():  # nothing of its own: leave nothing behind
-                part.unlink()
-                stats_path.unlink(missing_ok=True)
-                lock.release()
-                lock.path.unlink(missing_ok=True)
-                for d in (folder, folder.parent):
-                    try:
-                        d.rmdir()
-                    except OSError:
-                        break
+                runner.forget_run(folder, lock, part, stats_path)
             raise
         finally:
             lock.release()

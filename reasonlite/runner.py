@@ -85,6 +85,20 @@ def run_folder_name(save_name):
     return save_name
 
 
+def forget_run(folder, lock, *files):
+    """Remove what a run made before it failed with nothing of its own: its files, its lock, and the run folder
+    (and the stage folder) where they are now empty. Its carried-over records are still where they came from."""
+    for path in files:
+        Path(path).unlink(missing_ok=True)
+    lock.release()
+    lock.path.unlink(missing_ok=True)
+    for d in (folder, folder.parent):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
 async def _run(stage, folder, rank, world, cfg, stop):
     part = folder / f"{rank}_{world}.jsonl.part"
     final = folder / f"{rank}_{world}.jsonl"
@@ -142,14 +156,7 @@ async def _run(stage, folder, rank, world, cfg, stop):
         # A run that failed before producing a record (no server, say) leaves nothing behind: what it carried
         # over is still in the folders it came from.
         if created and counts["new"] == 0 and part.exists():
-            part.unlink()
-            lock.release()
-            lock.path.unlink(missing_ok=True)
-            for d in (folder, folder.parent):
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
+            forget_run(folder, lock, part)
         raise
     finally:
         lock.release()

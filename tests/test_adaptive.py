@@ -22,8 +22,7 @@ from reasonlite.adaptive import Adaptive, close_reason, round_end, vote_can_beco
 from reasonlite.labels import vote_is_clear
 from reasonlite.signals import STOPPED_EXIT
 
-sys.path.insert(0, str(ROOT / "bench"))
-from stub_teacher import SimulatedTeacher, make_problems
+from bench.stub_teacher import SimulatedTeacher, make_problems  # bench/ from the repository root, as pytest runs
 
 SETTINGS = {"first_round": 4, "round_size": 4, "target_correct": 4, "max_answers": 24}
 
