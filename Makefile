@@ -31,11 +31,13 @@ $(STAMP): $(REQS) pyproject.toml
 $(TINY)/config.json: reasonlite/tiny_model.py datas/example/info.jsonl | $(STAMP)
 	$(PY) -m reasonlite.tiny_model $(TINY) --teach datas/example/info.jsonl
 
-# Each step is a command from the README, on the tiny model: serve, generate, label, format, train stage 1 on two
-# processes, serve the student, evaluate it. Rerun it and every finished record is carried over, not redone.
+# Each step is a command from the README, on the tiny model: check the config, serve, generate, label, format, sample
+# adaptively, train stage 1 on two processes, serve the student, evaluate it with two seeds and compare them. Rerun
+# it and every finished record is carried over, not redone.
 demo: setup $(TINY)/config.json
 	@set -e; trap '$(PY) vllm_start.py -c $(DEMO) --stop; $(PY) vllm_start.py -c config/demo_student.yaml --stop' EXIT; \
 	export HF_HUB_OFFLINE=1; \
+	$(PY) vllm_start.py -c $(DEMO) --check; \
 	$(PY) vllm_start.py -c $(DEMO); \
 	for mode in infer vote judge judge_vote; do $(PY) infer.py -c $(DEMO) -m $$mode; done; \
 	$(PY) -m reasonlite.show datas/example; \

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from reasonlite.jsonl import pid_alive
+from reasonlite.signals import GracefulStop, Stopped
 from reasonlite import vllm_flags
 from reasonlite.config import api_key
 from reasonlite.devices import cache_dir, detect_device, process_env  # noqa: F401  (detect_device: for importers)
@@ -118,13 +119,32 @@ def records(cfg):
 
 
 def start(cfg, out=print):
-    """Start every server of the config that is not already running, and wait until all answer /health."""
+    """Start every server of the config that is not already running, and wait until all answer /health.
+
+    A SIGTERM or SIGINT while they start (a job cancelled or preempted) stops the servers this call started, which
+    run in sessions of their own and would outlive the job, and ends with Stopped (exit 75).
+    """
+    started = []
+    with GracefulStop() as stop:
+        try:
+            return _start(cfg, out, started, stop)
+        except Stopped:
+            stop_records(started, out)
+            raise Stopped(f"{stop.signal_name or 'a signal'}: the {len(started)} servers this command started were "
+                          "stopped; rerun it to start them") from None
+
+
+def _check_stop(stop):
+    if stop.requested:
+        raise Stopped("stop requested")
+
+
+def _start(cfg, out, started, stop):
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     device = detect_device(cfg.device)
     features = vllm_flags.installed()
     key = api_key(cfg)
-    started = []
     running = {r["port"]: r for r in records(cfg) if is_our_server(r)}
     stagger = stagger_seconds(cfg, device)
     for port, devices in groups(cfg):
@@ -135,7 +155,8 @@ def start(cfg, out=print):
             stop_records(started, out)
             raise ServerError(f"port {port} on {cfg.host} is in use by another program; free it or set port_base")
         if len(started) == 1 and stagger > 0:
-            _stagger(started[0], stagger, key, out)
+            _stagger(started[0], stagger, key, out, stop)
+        _check_stop(stop)
         notes = []
         argv, env = server_command(cfg, port, devices, device, run_dir, features, notes)
         if not started:  # the same for every server
@@ -151,16 +172,17 @@ def start(cfg, out=print):
         _record_path(run_dir, port).write_text(json.dumps(rec, indent=1))
         started.append(rec)
         out(f"starting server on {cfg.host}:{port} ({device} {','.join(map(str, devices))}), log {log_path}")
-    _wait(cfg, started + list(running.values()), started, key, out)
+    _wait(cfg, started + list(running.values()), started, key, out, stop)
     return started
 
 
-def _stagger(first, seconds, key, out):
+def _stagger(first, seconds, key, out, stop):
     """The seed's pause after the first server (model download, first compile), cut short once it is up or gone."""
     out(f"waiting up to {seconds:.0f} s for the first server before starting the others (server_stagger)")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and pid_alive(first["pid"]) and not _healthy(first["host"], first["port"],
                                                                                    key):
+        _check_stop(stop)
         time.sleep(1)
 
 
@@ -171,11 +193,12 @@ def _popen(argv, env, logf):
                             start_new_session=True)
 
 
-def _wait(cfg, recs, started, key, out):
+def _wait(cfg, recs, started, key, out, stop):
     t0 = time.monotonic()
     last = t0
     pending = {r["port"]: r for r in recs}
     while pending:
+        _check_stop(stop)
         for port, rec in list(pending.items()):
             if _healthy(rec["host"], port, key):
                 del pending[port]

@@ -12,8 +12,9 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, run_script, stub, write_info, write_yaml
+from conftest import ROOT, free_port, run_script, stub, write_info, write_yaml
 
+from reasonlite.jsonl import pid_alive
 from reasonlite.signals import STOPPED_EXIT
 
 pytestmark = pytest.mark.slow  # whole commands against a server process, with waits: tens of seconds
@@ -167,3 +168,25 @@ def test_a_damaged_middle_line_is_named_skipped_and_redone(tmp_path):
         again = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "b")
         assert again.returncode == 0 and "39 carried over, 1 new" in again.stderr, again.stderr
     assert sorted(r["index"] for r in records_of(base / "answer_origin" / "b" / "0_1.jsonl")) == EXPECTED
+
+
+def test_sigterm_while_servers_start_stops_them(tiny_model, tmp_path):
+    """vllm_start.py cancelled while its server is still starting (a job preempted early): the server, which runs
+    in a session of its own and would outlive the job, is stopped, and the launcher exits 75."""
+    port = free_port()
+    cfg = write_yaml(tmp_path / "s.yaml", {"model_path": str(tiny_model), "device": "cpu", "gpu_index": [0],
+                                           "port_base": port, "max_model_len": 512, "run_dir": str(tmp_path / "run"),
+                                           "server_start_timeout": 600, "base_data_path": str(tmp_path / "exp")})
+    proc = subprocess.Popen([sys.executable, "vllm_start.py", "-c", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    record = tmp_path / "run" / f"server_{port}.json"
+    deadline = time.monotonic() + 60
+    while not record.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    server_pid = json.loads(record.read_text())["pid"]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == STOPPED_EXIT, err
+    assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM: the 1 servers this command started were "
+                                                    "stopped"), err
+    assert not pid_alive(server_pid) and not record.exists()
