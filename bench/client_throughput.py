@@ -4,7 +4,9 @@
 
 Local stub OpenAI servers (bench/stub_server.py) answer at once, so what is measured is the client. The same M
 infer-style /v1/completions requests go through
-  (a) the project's client: reasonlite.client.ServerPool, one asyncio process, `slots` requests in flight per server;
+  (a) the project's client: reasonlite.client.ServerPool, one asyncio process, `slots` requests in flight per server,
+      each request streamed as infer.py streams it (first-token and stall timeouts need the stream), and once more
+      plain (one JSON body per answer, as the seed's requests);
   (b) the seed's way: a thread per slot, each posting with `requests` to its server and handing results back
       through a queue.Queue (ReasonLite's infer.py).
 Each client runs in its own process, which reports its own peak RSS. Then, with 8 stub servers, it shows how the
@@ -33,8 +35,12 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_project(urls, n, slots):
+STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+def run_project(urls, n, slots, stream=True):
     from reasonlite.client import ServerPool
+    extra = STREAM if stream else {}
 
     async def main():
         async with ServerPool(urls, max_inflight_per_server=slots, log=lambda m: None) as pool:
@@ -43,7 +49,7 @@ def run_project(urls, n, slots):
 
             async def produce():
                 for i in range(n):
-                    await q.put(dict(PAYLOAD, seed=i))
+                    await q.put(dict(PAYLOAD, seed=i, **extra))
                 for _ in range(pool.total_slots):
                     await q.put(None)
 
@@ -133,23 +139,28 @@ def main():
     args = parser.parse_args()
 
     if args._client:  # inside the measured process
-        fn = run_project if args._client == "project" else run_threaded
-        secs, ok, sent = fn(args.urls.split(","), args.requests, args.slots)
+        urls = args.urls.split(",")
+        if args._client == "threaded":
+            secs, ok, sent = run_threaded(urls, args.requests, args.slots)
+        else:
+            secs, ok, sent = run_project(urls, args.requests, args.slots, stream=args._client == "project")
         print(json.dumps({"seconds": secs, "ok": ok, "rss_mb": peak_rss_mb(), "sent": sent}))
         return
 
     stubs = Stubs([0.0])
     try:
         ours = client("project", stubs.urls, args.requests, args.slots)
+        plain = client("project-plain", stubs.urls, args.requests, args.slots)
         seed = client("threaded", stubs.urls, args.requests, args.slots)
     finally:
         stubs.close()
     n = args.requests
     print(f"{n} requests to 1 stub server, {args.slots} in flight")
-    for name, r in (("project (asyncio ServerPool)", ours), ("seed-style (thread per slot)", seed)):
+    for name, r in (("project, streamed (infer.py)", ours), ("project, plain bodies", plain),
+                    ("seed-style (thread per slot)", seed)):
         print(f"  {name:30s} {n / r['seconds']:8.0f} req/s  peak RSS {r['rss_mb']:6.0f} MB  ({r['ok']} ok)")
-    print(f"  ratio: {seed['seconds'] / ours['seconds']:.1f}x the requests/s, "
-          f"{seed['rss_mb'] / ours['rss_mb']:.1f}x less memory")
+    print(f"  ratio, streamed: {seed['seconds'] / ours['seconds']:.1f}x the seed-style requests/s, "
+          f"{seed['rss_mb'] / ours['rss_mb']:.1f}x less memory; plain: {seed['seconds'] / plain['seconds']:.1f}x")
 
     for label, delays in (("8 equal servers", [0.002] * 8), ("8 servers, the first 10x slower", [0.02] + [0.002] * 7)):
         stubs = Stubs(delays)

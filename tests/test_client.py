@@ -105,7 +105,7 @@ def test_stalled_request_times_out_and_is_retried():
     async def handler(request):
         calls.append(1)
         if len(calls) == 1:
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(0.8)
         return web.json_response(OK)
 
     async def main():
@@ -129,21 +129,21 @@ def test_a_stream_is_reassembled_like_a_plain_answer():
 
 
 def test_a_long_answer_that_keeps_streaming_is_never_cut():
-    """Fifteen chunks 0.1 s apart: longer than the stall timeout in total, never a stall."""
+    """Ten chunks 0.1 s apart: three times the stall timeout in total, never a stall."""
     async def handler(request):
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        for k in range(15):
+        for k in range(10):
             await asyncio.sleep(0.1)
-            await resp.write(b"data: " + json.dumps(piece("x", "length" if k == 14 else None)).encode() + b"\n\n")
+            await resp.write(b"data: " + json.dumps(piece("x", "length" if k == 9 else None)).encode() + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
     async def main():
-        async with stubs(handler) as [url], pool([url], request_timeout=None, stall_timeout=0.5,
-                                                first_token_timeout=0.5) as p:
+        async with stubs(handler) as [url], pool([url], request_timeout=None, stall_timeout=0.3,
+                                                first_token_timeout=0.3) as p:
             data = await p.post("/v1/completions", STREAM)
-        assert data["choices"][0]["text"] == "x" * 15 and p.retried == 0
+        assert data["choices"][0]["text"] == "x" * 10 and p.retried == 0
     run(main())
 
 
@@ -153,14 +153,14 @@ def test_no_first_token_and_a_stalled_stream_are_retried_and_counted():
     async def handler(request):
         calls.append(1)
         if len(calls) == 1:  # accepted, then nothing: a server stuck before its first token
-            return await sse(request, [piece("late")], stall_after=0, stall=3)
+            return await sse(request, [piece("late")], stall_after=0, stall=1.0)
         if len(calls) == 2:  # a few tokens, then nothing
-            return await sse(request, [piece("a"), piece("b")], stall_after=1, stall=3)
+            return await sse(request, [piece("a"), piece("b")], stall_after=1, stall=1.0)
         return await sse(request, [piece("fine", "stop")])
 
     async def main():
-        async with stubs(handler) as [url], pool([url], request_timeout=None, first_token_timeout=0.5,
-                                                stall_timeout=0.5) as p:
+        async with stubs(handler) as [url], pool([url], request_timeout=None, first_token_timeout=0.3,
+                                                stall_timeout=0.3) as p:
             data = await p.post("/v1/completions", STREAM)
             assert data["choices"][0]["text"] == "fine"
             assert p.faults == {"first-token timeout": 1, "stall timeout": 1}
@@ -204,7 +204,7 @@ def test_waits_for_a_server_that_comes_up_late_without_spending_retries():
         port = free_port()
         async with pool([f"http://127.0.0.1:{port}"], max_retries=0) as p:
             task = asyncio.ensure_future(p.post("/v1/completions", {}))
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(0.8)
             assert not task.done()
             async with stubs(ok, port=port):
                 assert await asyncio.wait_for(task, 30) == OK
@@ -250,7 +250,7 @@ def test_no_server_at_all_is_an_error_naming_it():
         port = free_port()
         async with pool([f"http://127.0.0.1:{port}"]) as p:
             with pytest.raises(NoServerError, match=f"127.0.0.1:{port}"):
-                await p.wait_until_up(timeout=1.5)
+                await p.wait_until_up(timeout=0.5)
     run(main())
 
 

@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from conftest import read_folder, run_script, write_yaml
+from conftest import read_folder, run_main, write_yaml
 
 from reasonlite import jsonl
 from reasonlite.config import parse
@@ -46,7 +46,9 @@ def config(tmp_path, **keys):
 
 
 def mode(cfg, name, *args):
-    return run_script("infer.py", "-c", cfg, "-m", name, *args, timeout=300)
+    """infer.py's main in this process (the script itself runs as a subprocess in test_infer and the survey)."""
+    from reasonlite import modes
+    return run_main(modes.main, "-c", cfg, "-m", name, *args)
 
 
 def by_index(folder):

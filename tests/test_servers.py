@@ -10,6 +10,7 @@ from conftest import free_port, run_script, write_yaml
 
 from reasonlite import config, devices, servers, vllm_flags
 from reasonlite.evaluation import tasks as eval_tasks
+from reasonlite.signals import GracefulStop, Stopped
 
 NEW = vllm_flags.for_version("0.32.0")
 OLD = vllm_flags.for_version("0.1.dev8023+g894bed8")  # the seed's ROCm image
@@ -135,15 +136,27 @@ def test_stagger_defaults_and_waits(tmp_path):
     try:
         first = {"pid": proc.pid, "host": "127.0.0.1", "port": free_port()}
         t0 = time.monotonic()
-        servers._stagger(first, 1.5, None, lambda msg: None)
+        servers._stagger(first, 1.5, None, lambda msg: None, GracefulStop())
         assert 1.4 <= time.monotonic() - t0 < 5
     finally:
         proc.kill()
         proc.wait()
     # ... and one that died ends it at once (the wait for /health then reports its log).
     t0 = time.monotonic()
-    servers._stagger(first, 30, None, lambda msg: None)
+    servers._stagger(first, 30, None, lambda msg: None, GracefulStop())
     assert time.monotonic() - t0 < 3
+    # ... and a stop asked for (SIGTERM to the launcher) ends it too, by Stopped, which start() turns into stopping
+    # the servers it started
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stop = GracefulStop()
+        stop.requested = True
+        with pytest.raises(Stopped):
+            servers._stagger({"pid": proc.pid, "host": "127.0.0.1", "port": free_port()}, 30, None,
+                             lambda msg: None, stop)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_cpu_command(tmp_path):

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, run_script
+from conftest import SHARED, run_main
 
 from reasonlite.prompts import HARMONY_TEMPLATE, INFER_SUFFIX, infer_prompt
 
@@ -41,7 +41,10 @@ def write_judged(base, records, stage="answer_judge", run="20250101_000000"):
 
 
 def convert(path, *args):
-    return run_script(SCRIPT, "-d", path, *args, timeout=120)
+    """The conversion's main() in this process (the script itself runs as a subprocess in the bad-input survey and
+    the kill tests)."""
+    from reasonlite import training_data
+    return run_main(training_data.main, "-d", path, *args)
 
 
 def funnel_rows(stdout):
