@@ -128,6 +128,19 @@ PROBLEMS = [
 
 
 @pytest.fixture(scope="session")
+def eval_fixtures(tmp_path_factory):
+    """tests/fixtures/eval laid out as the evaluator reads a local copy (<data_id>/<split>.jsonl): hand-written rows
+    in each hub dataset's layout, never the benchmarks. MATH's split is named math500, like the real benchmark's
+    file, which the repository must not hold, so its rows are tracked as math500-rows.jsonl and renamed here."""
+    import shutil
+    dst = tmp_path_factory.mktemp("eval_fixtures")
+    shutil.copytree(ROOT / "tests" / "fixtures" / "eval", dst, dirs_exist_ok=True)
+    for path in dst.rglob("*-rows.jsonl"):
+        path.rename(path.with_name(path.name.replace("-rows", "")))
+    return dst
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "tiny-model"
     run_script("-m", "reasonlite.tiny_model", out, check=True, timeout=300)

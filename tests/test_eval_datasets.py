@@ -1,8 +1,8 @@
 """The evaluator's datasets: every benchmark of the seed's list loads from a small local fixture in its hub column
-layout (tests/fixtures/eval/<data_id>/<split>.jsonl, hand-written rows, not the benchmarks), with its answer format;
-multiple choice is graded by letter through the project's grader. In-process and fast."""
+layout (tests/fixtures/eval/<data_id>/<split>.jsonl, laid out by the eval_fixtures fixture; hand-written rows, not
+the benchmarks), with its answer format; multiple choice is graded by letter through the project's grader.
+In-process and fast."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +11,6 @@ from reasonlite.evaluation.evaluate import score
 from reasonlite.evaluation.options import resolve
 from reasonlite.grader import Grader
 
-FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 SEED_DATASETS = ["zwhe99/aime90", "math-ai/aime25", "zwhe99/amc23", "zwhe99/MATH", "zwhe99/simplerl-minerva-math",
                  "zwhe99/simplerl-OlympiadBench", "zwhe99/gpqa_diamond_mc", "zwhe99/pm-en"]
 # data_id -> (golds as the grader gets them, label, categories, a right and a wrong answer to the first problem)
@@ -49,14 +48,14 @@ def test_the_seed_dataset_list_is_known():
 
 
 @pytest.mark.parametrize("data_id", SEED_DATASETS)
-def test_loader_reads_the_hub_layout_from_a_local_copy(data_id, grader):
+def test_loader_reads_the_hub_layout_from_a_local_copy(data_id, grader, eval_fixtures):
     golds, label, categories, right, wrong = EXPECTED[data_id]
     # The seed's layout: data_dir/<data_id>, here as <split>.jsonl of the data_id's default split
-    problems, meta = load_problems(options(data_id=data_id, data_dir=str(FIXTURES)))
+    problems, meta = load_problems(options(data_id=data_id, data_dir=str(eval_fixtures)))
     assert [p["gold"] for p in problems] == golds
     assert meta == {"dataset": label, "split": DATASETS[data_id]["split"], "categories": categories}
     key = DATASETS[data_id]["problem"]
-    rows = [json.loads(line) for line in (FIXTURES / data_id / f"{meta['split']}.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (eval_fixtures / data_id / f"{meta['split']}.jsonl").read_text().splitlines()]
     assert [p["problem"] for p in problems] == [r[key] for r in rows]
     assert [p["body"] for p in problems] == [r[key] for r in rows]  # the problem text is the prompt's body
     assert problems[0]["row"] == rows[0]  # the whole row travels to generation.jsonl
@@ -65,13 +64,13 @@ def test_loader_reads_the_hub_layout_from_a_local_copy(data_id, grader):
     assert grader.submit(problems[0]["gold"], wrong).result() is False
 
 
-def test_a_file_path_and_a_selection(tmp_path):
-    path = FIXTURES / "zwhe99/MATH/math500.jsonl"
+def test_a_file_path_and_a_selection(tmp_path, eval_fixtures):
+    path = eval_fixtures / "zwhe99/MATH/math500.jsonl"
     problems, meta = load_problems(options(data_id="zwhe99/MATH", data_dir=str(path), start_idx=1, end_idx=3))
     assert [p["idx"] for p in problems] == [1, 2] and meta["dataset"] == "MATH500"
     problems, meta = load_problems(options(data_id=str(path)))  # a bare path: its name says the benchmark
     assert meta["dataset"] == "MATH500" and meta["categories"] == [] and len(problems) == 3
-    olympiad = FIXTURES / "zwhe99/simplerl-OlympiadBench/test.jsonl"
+    olympiad = eval_fixtures / "zwhe99/simplerl-OlympiadBench/test.jsonl"
     problems, meta = load_problems(options(data_id=str(olympiad)))  # no data_id: no OlympiadBench answer handling
     assert meta["dataset"] == "test" and problems[0]["gold"] == "$2$,$3$"
     # the other split of a dataset is its own column in the report
@@ -81,10 +80,10 @@ def test_a_file_path_and_a_selection(tmp_path):
     assert meta["dataset"] == "AIME24-2023" and problems[0]["gold"] == "2"
 
 
-def test_save_to_disk_folder_as_the_seed_reads_it(tmp_path):
+def test_save_to_disk_folder_as_the_seed_reads_it(tmp_path, eval_fixtures):
     """The seed's data_dir: load_from_disk(data_dir/data_id), a DatasetDict; a ClassLabel answer reads as its name."""
     datasets = pytest.importorskip("datasets")
-    rows = [json.loads(line) for line in (FIXTURES / "zwhe99/pm-en/test.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (eval_fixtures / "zwhe99/pm-en/test.jsonl").read_text().splitlines()]
     features = datasets.Features({"id": datasets.Value("string"), "question": datasets.Value("string"),
                                   "answer": datasets.ClassLabel(names=["101", "36"]),
                                   "level": datasets.Value("string")})
@@ -111,8 +110,8 @@ def test_option_letter(text, letter):
     assert mc_letter(text) == letter
 
 
-def test_multiple_choice_is_voted_and_graded_by_letter():
-    problems, _ = load_problems(options(data_id="zwhe99/gpqa_diamond_mc", data_dir=str(FIXTURES)))
+def test_multiple_choice_is_voted_and_graded_by_letter(eval_fixtures):
+    problems, _ = load_problems(options(data_id="zwhe99/gpqa_diamond_mc", data_dir=str(eval_fixtures)))
     p = problems[0]
     p.update(prompt="the prompt", prompt_ids=[1, 2, 3])
     responses = ["\\boxed{B}", "<think>maybe A</think>The answer is \\boxed{(B) photon}", "\\boxed{\\text{A}}",

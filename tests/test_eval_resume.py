@@ -16,7 +16,6 @@ from conftest import ROOT
 
 from reasonlite.signals import STOPPED_EXIT
 
-FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 # Fault injection, a stub on purpose: the real evaluator, whose writer sends a signal after KILL_AFTER appended samples
 # (SIGKILL to the whole process group, vLLM's engine processes included, or SIGTERM to the evaluator alone). The
 # request window is small so that the engine is never handed every sample at once.
@@ -65,11 +64,11 @@ def sample_lines(path):
 
 
 @pytest.mark.slow
-def test_offline_eval_survives_sigkill_and_sigterm(tiny_model, tmp_path):
+def test_offline_eval_survives_sigkill_and_sigterm(tiny_model, tmp_path, eval_fixtures):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     out = tmp_path / "out"
-    args = ["--base_model", tiny_model, "--data_id", "zwhe99/MATH", "--data_dir", FIXTURES, "--output_dir", out,
+    args = ["--base_model", tiny_model, "--data_id", "zwhe99/MATH", "--data_dir", eval_fixtures, "--output_dir", out,
             "--n", N, "--max_model_len", 24, "--engine_max_model_len", 512, "--tensor_parallel_size", 1,
             "--enforce_eager", "True", "--temperature", 1.0]
     args = [str(a) for a in args]
@@ -116,12 +115,12 @@ def test_offline_eval_survives_sigkill_and_sigterm(tiny_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_server_eval_stops_on_sigterm_and_resumes(server, tmp_path):
+def test_server_eval_stops_on_sigterm_and_resumes(server, tmp_path, eval_fixtures):
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     out = tmp_path / "out"
     args = [str(a) for a in ["--base_model", server["model_path"], "--server_url", f"http://127.0.0.1:{server['port']}",
-                             "--data_id", "zwhe99/MATH", "--data_dir", FIXTURES, "--output_dir", out, "--n", N,
+                             "--data_id", "zwhe99/MATH", "--data_dir", eval_fixtures, "--output_dir", out, "--n", N,
                              "--max_model_len", 24, "--max_inflight_per_server", 2]]
     gen = out / "generation.jsonl"
     proc = run(driver, args, tmp_path, KILL_AFTER="2", KILL_SIGNAL="SIGTERM")
