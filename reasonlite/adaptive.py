@@ -55,7 +55,6 @@ from reasonlite.labels import Judge, Vote, vote_is_clear
 from reasonlite.llm import LLM
 from reasonlite.manifest import write_manifest
 from reasonlite.problem_stats import Tally, is_cut, vote_counts
-from reasonlite.runner import run_folder_name
 from reasonlite.signals import GracefulStop, Stopped
 
 logger = logging.getLogger(__name__)
@@ -493,12 +492,7 @@ class Adaptive:
     # -- one shard, start to end -----------------------------------------------------------------------------
     def run(self, rank=0, world=1, save_name=None):
         """Sample this shard's problems until every one is closed; returns the completed shard file."""
-        if not 0 <= rank < world:
-            raise DataError(f"-l {rank} -g {world}: the rank must be in 0..{world - 1}")
-        folder = self.base / (self.cfg.get("new_data_name") or self.name) / run_folder_name(save_name)
-        others = {w for (_, w, _) in jsonl.shard_files(folder) if w != world}
-        if others:
-            raise DataError(f"{folder}: holds shards of -g {sorted(others)[0]}, not -g {world}; use another -s")
+        folder = runner.shard_folder(self, rank, world, save_name)
         self.check_inputs()
         for info in self._infos(rank, world):
             self.problems[info["index"]] = Problem(info["index"], self._target(info))

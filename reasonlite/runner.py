@@ -229,8 +229,8 @@ async def _process_missing(stage, todo, mine, done, writer, counts, desc, stop, 
             bar.close()
 
 
-def run(stage, rank=0, world=1, save_name=None):
-    """Run one stage for one shard; returns the path of the shard file it completed."""
+def shard_folder(stage, rank, world, save_name):
+    """The run folder a shard writes into, after checking the shard arguments against what the folder holds."""
     if not 0 <= rank < world:
         raise DataError(f"-l {rank} -g {world}: the rank must be in 0..{world - 1}")
     # The seed's new_data_name puts a mode's output beside the usual folder (answer_origin_high/, say).
@@ -238,6 +238,12 @@ def run(stage, rank=0, world=1, save_name=None):
     others = {w for (_, w, _) in jsonl.shard_files(folder) if w != world}
     if others:
         raise DataError(f"{folder}: holds shards of -g {sorted(others)[0]}, not -g {world}; use another -s")
+    return folder
+
+
+def run(stage, rank=0, world=1, save_name=None):
+    """Run one stage for one shard; returns the path of the shard file it completed."""
+    folder = shard_folder(stage, rank, world, save_name)
     stage.check_inputs()
     t0 = time.monotonic()
 
