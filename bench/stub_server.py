@@ -30,6 +30,23 @@ HTML_PAGE = ("<html><head><title>502 Bad Gateway</title></head>"
              "<body><center><h1>502 Bad Gateway</h1></center></body></html>")
 
 
+async def completion_response(request, body, text, usage, finish, model):
+    """An answer as vLLM sends it: one JSON body, or (when the request asks to stream) server-sent events in two
+    pieces, then the usage chunk and [DONE]."""
+    if not body.get("stream"):
+        return web.json_response({"object": "text_completion", "model": model, "usage": usage,
+                                  "choices": [{"index": 0, "text": text, "finish_reason": finish}]})
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for k, piece in enumerate((text[:len(text) // 2], text[len(text) // 2:])):
+        chunk = {"object": "text_completion", "model": model,
+                 "choices": [{"index": 0, "text": piece, "finish_reason": finish if k else None}]}
+        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    return resp
+
+
 def make_app(args):
     rng = random.Random(args.seed)
     kinds = args.faults.split(",") if args.faults else list(FAULTS)
@@ -58,20 +75,7 @@ def make_app(args):
         if body.get("echo"):
             text = body.get("prompt", "") + text
         usage = {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18}
-        if not body.get("stream"):
-            return web.json_response({"object": "text_completion", "model": "stub",
-                                      "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
-                                      "usage": usage})
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        pieces = [text[:len(text) // 2], text[len(text) // 2:]]
-        for k, piece in enumerate(pieces):
-            chunk = {"object": "text_completion", "model": "stub", "choices": [
-                {"index": 0, "text": piece, "finish_reason": "stop" if k == len(pieces) - 1 else None}]}
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        return resp
+        return await completion_response(request, body, text, usage, "stop", "stub")
 
     async def forward(request, fault=None):
         data = await request.read()

@@ -105,6 +105,7 @@ class SimulatedTeacher:
 
 def make_app(args):
     from aiohttp import web
+    from stub_server import completion_response  # served as a script: bench/ is first on the path
     teacher = SimulatedTeacher(seed=args.seed)
     log = open(args.log, "a", buffering=1) if args.log else None
 
@@ -124,18 +125,7 @@ def make_app(args):
         if body.get("echo"):
             text = prompt + text
         usage = {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": tokens + 10}
-        if not body.get("stream"):
-            return web.json_response({"object": "text_completion", "model": "simulated-teacher", "usage": usage,
-                                      "choices": [{"index": 0, "text": text, "finish_reason": finish}]})
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        for k, piece in enumerate((text[:len(text) // 2], text[len(text) // 2:])):
-            chunk = {"object": "text_completion", "model": "simulated-teacher",
-                     "choices": [{"index": 0, "text": piece, "finish_reason": finish if k else None}]}
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        return resp
+        return await completion_response(request, body, text, usage, finish, "simulated-teacher")
 
     app = web.Application(client_max_size=64 << 20)
     app.router.add_route("*", "/{tail:.*}", handle)

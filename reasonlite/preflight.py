@@ -118,11 +118,6 @@ def _show(report, argv, env):
     report.say("  env: " + (shown or "(inherited only)") + (f"; unset {' '.join(removed)}" if removed else ""))
 
 
-def _tokenizer(path):
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(path)
-
-
 # ---- the pipeline: vllm_start.py --check and infer.py --check ----------------------------------------------------
 def check_pipeline(cfg, command="serve", out=print):
     """Check a pipeline config for `serve` (vllm_start.py) or `infer` (infer.py); raises PreflightError."""
@@ -201,7 +196,7 @@ def _longest_problems(path, count):
 
 def lengths_and_disk(report, cfg, command):
     from reasonlite.jsonl import DataError
-    from reasonlite.prompts import PromptBuilder, infer_prompt, is_harmony_model
+    from reasonlite.prompts import PromptBuilder, _tokenizer, infer_prompt, is_harmony_model
     info = config.info_path(cfg)
     report.section("prompts")
     if not info.is_file():
@@ -218,7 +213,7 @@ def lengths_and_disk(report, cfg, command):
         build = PromptBuilder(cfg)
         inputs = [(index, build(infer_prompt(text))) for _, index, text in longest]
         overhead = len(inputs[0][1]) - len(longest[0][2]) if inputs else 0
-        tok = _tokenizer(cfg.tokenizer_path or cfg.model_path)
+        tok = _tokenizer(cfg.tokenizer_path or cfg.model_path)  # prompts.py's, cached
         # vLLM tokenizes a text prompt with the tokenizer's special tokens, as this does.
         tokens, index = max((len(tok(text)["input_ids"]), index) for index, text in inputs)
     except Exception as e:  # no tokenizer here (offline, not downloaded): the lengths cannot be counted

@@ -8,8 +8,9 @@ with no final channel, a think-style output still inside <think>; reasonlite.ans
 final part opens a \boxed{ that never closes (answer_origin records carry no finish_reason). A cut
 answer can never be judged correct, so a stage where more than --max-truncated of the answers were cut gets a
 warning: raise max_tokens, or expect fewer training records. Judge stages also show the share judged correct among
-the answers that finished. Where a run folder has a manifest.json, one line says what produced it. Damaged lines (a copy cut short, a hand
-edit) are listed with their file and line; every stage skips them and a rerun redoes their records.
+the answers that finished. Where a run folder has a manifest.json, one line says what produced it. Damaged lines
+(a copy cut short, a hand edit) are listed with their file and line; every stage skips them and a rerun redoes
+their records.
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from reasonlite import jsonl
+from reasonlite import jsonl, problem_stats
 from reasonlite.answers import final_text, last_boxed
 from reasonlite.cli import add_debug_flag, user_errors
 
@@ -38,11 +39,15 @@ def is_cut(record):
     answer = record.get("answer")
     if answer is None:
         return None
-    if record.get("finish_reason") is not None:
-        return record["finish_reason"] == "length"
+    finish = record.get("finish_reason")
+    if problem_stats.is_cut(answer, finish):  # the shared rule: the server said "length", or no final answer
+        return True
+    if finish is not None:
+        return False
+    # Here also a final answer whose \boxed{ never closes: the output stopped inside it (a rule problem_stats,
+    # and so the funnel, does not apply).
     final = final_text(answer)
-    # No final part at all, or a final answer whose \boxed{ never closes: the output stopped inside it.
-    return final is None or (_BOX.search(final) is not None and last_boxed(final) is None)
+    return _BOX.search(final) is not None and last_boxed(final) is None
 
 
 def _manifest_line(folder):

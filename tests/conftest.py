@@ -61,20 +61,27 @@ def wait_for_health(url, timeout=30):
 
 
 @contextmanager
-def stub(delay=0.0, stats=None):
-    """bench/stub_server.py answering by itself after `delay` seconds (a stand-in for a slow server, not a model);
-    yields its port. Prompts for it must need no tokenizer (prompt_format: harmony)."""
-    port = free_port()
-    argv = [sys.executable, "bench/stub_server.py", "--port", str(port), "--delay", str(delay)]
-    if stats:
-        argv += ["--stats", str(stats)]
+def stub_server(host="127.0.0.1", port=None, **flags):
+    """bench/stub_server.py in a process of its own, with its flags (`stats=path`, `upstream=url`, `fail=0.2`, ...);
+    yields its port once /health answers, and stops it with SIGTERM (which writes its --stats file)."""
+    port = port or free_port()
+    argv = [sys.executable, "bench/stub_server.py", "--host", host, "--port", str(port)]
+    for key, value in flags.items():
+        if value is not None:
+            argv += [f"--{key.replace('_', '-')}", str(value)]
     p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_health(f"http://127.0.0.1:{port}")
+        wait_for_health(f"http://{host}:{port}")
         yield port
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
+
+
+def stub(delay=0.0, stats=None):
+    """The stub answering by itself after `delay` seconds (a stand-in for a slow server, not a model); yields its
+    port. Prompts for it must need no tokenizer (prompt_format: harmony)."""
+    return stub_server(delay=delay, stats=stats)
 
 
 def run_main(main, *argv):

@@ -84,4 +84,5 @@ def test_seed_batch_size_means_inflight_per_server(tmp_path):
 def test_inflight_defaults_to_what_a_server_runs_at_once(tmp_path):
     assert load_text(tmp_path, GOOD).max_inflight_per_server == 256
     assert load_text(tmp_path, GOOD + "max_num_seqs: 128\ndp: 2\ngpu_index: [0, 1]\n").max_inflight_per_server == 256
-    assert load_text(tmp_path, GOOD + "max_num_seqs: 128\nmax_inflight_per_server: 100\n").max_inflight_per_server == 100
+    explicit = load_text(tmp_path, GOOD + "max_num_seqs: 128\nmax_inflight_per_server: 100\n")
+    assert explicit.max_inflight_per_server == 100

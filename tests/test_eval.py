@@ -15,8 +15,8 @@ import yaml
 from conftest import ROOT, SHARED, write_yaml
 
 from reasonlite.evaluation import tasks as tasks_mod
-from reasonlite.evaluation.metrics import (format_result_log, ks_for, maj_at_k, parse_result_log, pass_at_k, pass_at_k_fraction,
-                          summarize)
+from reasonlite.evaluation.metrics import (format_result_log, ks_for, maj_at_k, parse_result_log, pass_at_k,
+                                           pass_at_k_fraction, summarize)
 
 EVAL = ROOT / "eval"
 AIME24 = SHARED / "benchmarks" / "aime24.jsonl"

@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PROBLEMS, ROOT, free_port, read_folder, run_script, wait_for_health, write_info, write_yaml
+from conftest import PROBLEMS, ROOT, free_port, read_folder, run_script, stub_server, write_info, write_yaml
 
 from bench.make_synthetic import write as write_synthetic
 from reasonlite import jsonl
@@ -22,23 +21,9 @@ from reasonlite import jsonl
 pytestmark = pytest.mark.slow  # real servers, kills and restarts: minutes, not seconds
 
 
-@contextmanager
-def proxy(upstream_port, host="127.0.0.1", port=None, stats=None, **flags):
-    """bench/stub_server.py in front of the server, killed at the end; yields its port."""
-    port = port or free_port()
-    argv = [sys.executable, "bench/stub_server.py", "--host", host, "--port", str(port),
-            "--upstream", f"http://127.0.0.1:{upstream_port}"]
-    for k, v in flags.items():
-        argv += [f"--{k.replace('_', '-')}", str(v)]
-    if stats:
-        argv += ["--stats", str(stats)]
-    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_health(f"http://{host}:{port}")
-        yield port
-    finally:
-        p.send_signal(signal.SIGTERM)
-        p.wait(timeout=30)
+def proxy(upstream_port, **flags):
+    """bench/stub_server.py as a fault-injecting proxy in front of the server; yields its port."""
+    return stub_server(upstream=f"http://127.0.0.1:{upstream_port}", **flags)
 
 
 def assert_each_index_once(folder, expected, finished=lambda r: True):

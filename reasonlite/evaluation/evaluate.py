@@ -362,7 +362,8 @@ def evaluate(opts):
     write_manifest(out, opts, problems=[(p["idx"], p["problem"], p["gold"]) for p in problems],
                    dataset={"name": meta["dataset"]})
     have = sum(1 for p in problems for i in range(n) if (p["idx"], i) in samples)
-    logger.info(f"{meta['dataset']}: {len(problems)} problems x {n} samples, {have} already in {out / 'generation.jsonl'}")
+    logger.info(f"{meta['dataset']}: {len(problems)} problems x {n} samples, {have} already in "
+                f"{out / 'generation.jsonl'}")
 
     generate(opts, out, problems, samples, keep)
     records = score(problems, samples, n, opts["seed"])
@@ -379,8 +380,8 @@ def evaluate(opts):
                "start_idx": problems[0]["idx"], "end_idx": problems[-1]["idx"] + 1, **summary, "stats": stats}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     logger.info(result)
-    logger.info(f"{stats['no_answer']} of {stats['samples']} samples without a boxed answer, {stats['truncated']} cut at "
-        f"the length limit; written to {out}")
+    logger.info(f"{stats['no_answer']} of {stats['samples']} samples without a boxed answer, {stats['truncated']} "
+                f"cut at the length limit; written to {out}")
 
 
 if __name__ == "__main__":  # start.py runs this module with -m; vLLM's spawned workers re-import it
