@@ -80,6 +80,12 @@ def _boxes(text: str) -> list[tuple[int, int, str | None]]:
     return found
 
 
+def box_left_open(text: str) -> bool:
+    """Does text end inside a \\boxed{ that never closes? (An output stopped while writing its answer.)"""
+    boxes = _boxes(text) if isinstance(text, str) else []
+    return bool(boxes) and boxes[-1][2] is None
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last \\boxed{...} / \\fbox{...} / \\boxed 5 in text; None if there is none or it is unbalanced."""
     if not isinstance(text, str):

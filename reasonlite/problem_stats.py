@@ -7,10 +7,11 @@
 
 Every answer falls in exactly one of five kinds, in this order of precedence: failed (the request failed, no text),
 cut (stopped by the length limit: the server's finish_reason "length" where it was recorded, else no final answer,
-reasonlite.answers.final_text is None), undecided (judge null), wrong, correct. `pass_rate` is judged true over
-judged true or false (what the teacher got right, cut answers included); for a problem labelled by a vote it is the
-top group's share of the answers when the vote meets the pseudo-label rule, else null. `vote_share` is the top
-group's share of the votes and `vote_margin` (top - second) / votes. `truncated` is cut / answers with text.
+reasonlite.answers.final_text is None, or one stopped inside a \\boxed{ it never closed), undecided (judge null),
+wrong, correct. `pass_rate` is judged true over judged true or false (what the teacher got right, cut answers
+included); for a problem labelled by a vote it is the top group's share of the answers when the vote meets the
+pseudo-label rule, else null. `vote_share` is the top group's share of the votes and `vote_margin` (top - second) /
+votes. `truncated` is cut / answers with text.
 Tokens are the server's usage (`completion_tokens`), which only the adaptive loop records (in
 answer_stats_<rank>_<world>.jsonl, one line per answer); rows of a fixed run have null tokens and the lengths in
 characters.
@@ -29,7 +30,7 @@ import math
 from pathlib import Path
 
 from reasonlite import jsonl
-from reasonlite.answers import final_text
+from reasonlite.answers import box_left_open, final_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,12 @@ LENGTH_EDGES = [2 ** (k / 4) for k in range(16, 81)]
 
 
 def is_cut(answer, finish=None):
-    """Was this answer stopped before it finished? The server's finish_reason where known, else no final answer."""
+    """Was this answer stopped before it finished? The server's finish_reason where known; else no final answer,
+    or a final answer that stops inside a \\boxed{ never closed (the one rule of show, the funnel and the loop)."""
     if finish is not None:
         return finish == "length"
-    return final_text(answer) is None
+    final = final_text(answer)
+    return final is None or box_left_open(final)
 
 
 def answer_stats_path(folder, rank, world):

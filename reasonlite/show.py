@@ -14,18 +14,15 @@ their records.
 """
 import argparse
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 from reasonlite import jsonl, problem_stats
-from reasonlite.answers import final_text, last_boxed
 from reasonlite.cli import add_debug_flag, user_errors
 
 STAGES = ["answer_origin", "vote", "answer_judge", "answer_judge_vote"]
 ANSWER_STAGES = {"answer_origin", "answer_judge", "answer_judge_vote"}
 MAX_TRUNCATED = 0.10
-_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 
 
 def _short(value, width=160):
@@ -39,15 +36,7 @@ def is_cut(record):
     answer = record.get("answer")
     if answer is None:
         return None
-    finish = record.get("finish_reason")
-    if problem_stats.is_cut(answer, finish):  # the shared rule: the server said "length", or no final answer
-        return True
-    if finish is not None:
-        return False
-    # Here also a final answer whose \boxed{ never closes: the output stopped inside it (a rule problem_stats,
-    # and so the funnel, does not apply).
-    final = final_text(answer)
-    return _BOX.search(final) is not None and last_boxed(final) is None
+    return problem_stats.is_cut(answer, record.get("finish_reason"))
 
 
 def _manifest_line(folder):

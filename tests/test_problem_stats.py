@@ -128,3 +128,18 @@ def test_a_damaged_answer_line_is_skipped_not_fatal(tmp_path):
     shard.write_bytes(b"".join(lines))
     rows = rows_of(modes.run(cfg_for(tmp_path), "vote", save_name="v").parent)
     assert rows["p:0"]["answers"] == 3 and rows["p:2"]["answers"] == 4
+
+
+def test_one_cut_rule_for_the_funnel_the_loop_and_show():
+    from reasonlite import show
+    final = "<|channel|>analysis<|message|>work<|end|><|start|>assistant<|channel|>final<|message|>"
+    cases = [(final + "So \\boxed{12}.", None, False),
+             (final + "So \\boxed{\\frac{1}{", None, True),  # stopped inside the box it opened
+             (final + "So \\boxed{12} and \\boxed{1", None, True),  # the last box is the answer, and it is open
+             ("<|channel|>analysis<|message|>still thinking", None, True),  # no final answer
+             (final + "So \\boxed{\\frac{1}{", "stop", False),  # the server's word wins where it was recorded
+             (final + "So \\boxed{12}.", "length", True)]
+    for answer, finish, cut in cases:
+        assert problem_stats.is_cut(answer, finish) is cut, answer
+        assert show.is_cut({"answer": answer, "finish_reason": finish}) is cut, answer
+    assert show.is_cut({"answer": None}) is None
