@@ -9,11 +9,14 @@ that of real math sets, most problems easy and a long hard tail: a mixture of Be
 Beta(2, 2) (25%) and Beta(0.4, 4) (15%, mean 0.09). Answer j is correct when a hash of (problem, j) falls below p,
 so the same seed always gives the same answer (as vLLM does on CPU), else it is one of five near misses (a hard
 problem's wrong answers often agree, which is what a vote meets). Lengths grow with difficulty: mean tokens
-1200 + 14000 (1 - p)^2, times a log-normal factor (sigma 0.35), 1.3x for a wrong answer; an answer longer than
-max_tokens is cut there, with no final answer and finish_reason "length". The text is a gpt-oss harmony output with
-one word per 100 tokens (token_scale), so a benchmark writes megabytes, not the gigabytes its token counts stand
-for; the token counts themselves are reported as the server's usage. With lengths="flat" every problem's answers
-have the same mean length (4000 tokens), a contrast for the benchmark, not a model of a real teacher.
+a + b (1 - p)^2, times a log-normal factor (sigma 0.35), 1.3x for a wrong answer; an answer longer than
+max_tokens is cut there, with no final answer and finish_reason "length". Three made-up choices of (a, b), LENGTHS:
+steep (1200, 14000: a hopeless problem's answers about 13x an easy one's), mild (3000, 9000: about 4x) and flat
+(4000, 0: no growth, a contrast rather than a model of a real teacher). Which is nearer a real teacher on real data
+shows in one number, the share of a fixed run's tokens spent on its hardest quartile (bench/adaptive_sampling.py
+prints it for each model, and computes it from a real run's problems.jsonl with --share). The text is a gpt-oss
+harmony output with one word per 100 tokens (token_scale), so a benchmark writes megabytes, not the gigabytes its
+token counts stand for; the token counts themselves are reported as the server's usage.
 """
 import argparse
 import asyncio
@@ -28,6 +31,7 @@ from reasonlite.adaptive import Generation
 
 PROBLEM_RE = re.compile(r"Problem (\d+): what is (\d+) \+ (\d+)\?")
 MIXTURE = ((0.60, 8.0, 1.5), (0.25, 2.0, 2.0), (0.15, 0.4, 4.0))  # (weight, alpha, beta)
+LENGTHS = {"steep": (1200, 14000), "mild": (3000, 9000), "flat": (4000, 0)}  # mean tokens a + b (1 - p)^2
 
 
 def _uniform(*key):
@@ -51,7 +55,7 @@ def make_problems(n, seed=0, voted_share=0.0, prefix="sim"):
 class SimulatedTeacher:
     """The simulated teacher as a generator for reasonlite.adaptive (see the module docstring)."""
 
-    def __init__(self, max_tokens=30000, seed=0, token_scale=0.01, concurrency=256, delay=0.0, lengths="grow"):
+    def __init__(self, max_tokens=30000, seed=0, token_scale=0.01, concurrency=256, delay=0.0, lengths="steep"):
         self.max_tokens, self.seed, self.token_scale, self.lengths = max_tokens, seed, token_scale, lengths
         self.concurrency, self.delay = concurrency, delay
         self.tokens = 0
@@ -80,7 +84,8 @@ class SimulatedTeacher:
         p = self.p_correct(k)
         correct = _uniform("correct", self.seed, k, j) < p
         value = truth if correct else truth + 1 + int(_uniform("miss", self.seed, k, j) * 5)
-        mean = (1200 + 14000 * (1 - p) ** 2 if self.lengths == "grow" else 4000) * (1.0 if correct else 1.3)
+        a, b = LENGTHS[self.lengths]
+        mean = (a + b * (1 - p) ** 2) * (1.0 if correct else 1.3)
         z = math.sqrt(-2 * math.log(max(_uniform("z1", self.seed, k, j), 1e-12))) * \
             math.cos(2 * math.pi * _uniform("z2", self.seed, k, j))
         tokens = max(20, int(mean * math.exp(0.35 * z - 0.35 ** 2 / 2)))

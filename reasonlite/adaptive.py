@@ -6,8 +6,10 @@ A fixed num_answer spends most of the teacher's time on problems every sample so
 `first_round` answers, then `round_size` more per round while it stays open; after each of its rounds its answers
 are labelled by the judge and vote modes' own code (reasonlite/labels.py: Judge.verdict, Vote._group), against
 expected_answer where the problem has one, else by a vote. A problem closes when
-  - target_correct: it has `target_correct` correct answers (judged true and not cut; for a voted problem, in a top
-    group that meets judge_vote's rule: at least vote_ratio of the votes and at least min_vote votes);
+  - target_correct: it has as many correct answers (judged true and not cut; for a voted problem, in a top group
+    that meets judge_vote's rule: at least vote_ratio of the votes and at least min_vote votes) as its target, which
+    grows with its difficulty: `target_correct` times its estimated failure rate, at least `min_correct` (see
+    problem_target; min_correct = target_correct is one flat target for every problem);
   - max_answers: it has `max_answers` answers;
   - vote_unreachable (voted problems): the rule can no longer be met. With t votes for the top group, v votes in all
     and m answers still allowed, the best case is all m joining the top group: (t + m) / (v + m) and t + m both grow
@@ -75,6 +77,20 @@ def vote_can_become_clear(top, total, remaining, vote_ratio, min_vote):
     return vote_is_clear(top + remaining, total + remaining, vote_ratio, min_vote)
 
 
+def problem_target(correct, drawn, cfg):
+    """How many correct answers a problem is drawn for: target_correct x (1 - p), within [min_correct,
+    target_correct], p its estimated pass rate (correct + 1/2) / (drawn + 1), the mean under the Jeffreys prior.
+
+    Why it grows with difficulty (DART-Math's "proportional to difficulty"): an easy problem's 4 of 4 (p 0.9) asks
+    for 4 correct answers, which it already has, so it closes after one round, and the tokens 28 more answers would
+    have cost go to the problems that need them; a problem at 1 of 8 (p 0.17) asks for 27, and keeps drawing until
+    it has them or max_answers. A flat target either stops the hard problems short (a low one) or spends rounds on
+    easy ones (a high one). The estimate moves with every round, so a problem's target settles as it is sampled.
+    Integer arithmetic, so a target never depends on float rounding."""
+    num, den = cfg.target_correct * (2 * (drawn - correct) + 1), 2 * (drawn + 1)
+    return min(cfg.target_correct, max(cfg.min_correct, -(-num // den)))
+
+
 def close_reason(drawn, correct, cfg, votes=None):
     """Why a problem whose round is complete closes now, or None to draw another round. votes: vote_counts() of a
     voted problem's vote (None for a problem judged against its expected_answer)."""
@@ -82,7 +98,7 @@ def close_reason(drawn, correct, cfg, votes=None):
         top, _, total = votes
         clear = vote_is_clear(top, total, cfg.vote_ratio, cfg.min_vote)
         correct = top if clear else 0
-    if correct >= cfg.target_correct:
+    if correct >= problem_target(correct, drawn, cfg):
         return "target_correct"
     if votes is not None and not vote_can_become_clear(top, total, max(cfg.max_answers - drawn, 0),
                                                        cfg.vote_ratio, cfg.min_vote):

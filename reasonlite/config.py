@@ -94,13 +94,16 @@ SCHEMA = {
     "grader_timeout": Field("float", 5.0),
     # --- adaptive sampling (#14) ---
     # `sampling: adaptive` under -m infer draws answers in rounds per problem and stops drawing for a problem once
-    # it has target_correct correct answers, has max_answers answers, or (without expected_answer) its vote can no
-    # longer meet the vote_ratio/min_vote rule (reasonlite/adaptive.py). `fixed` draws num_answer, as the seed.
+    # it has as many correct answers as its target (which grows with its difficulty, from min_correct to
+    # target_correct), has max_answers answers, or (without expected_answer) its vote can no longer meet the
+    # vote_ratio/min_vote rule (reasonlite/adaptive.py). `fixed` draws num_answer, as the seed.
     "sampling": Field("fixed|adaptive", "fixed"),
-    # The defaults spent about the tokens of fixed 32 in bench/adaptive_sampling.py's simulation.
+    # max_answers sets the budget: in bench/adaptive_sampling.py's simulations, 40 to 100 spent what fixed 32 did,
+    # depending on how much longer the hard problems' answers are than the easy ones'.
     "first_round": Field("int", 4),  # answers per problem in its first round
     "round_size": Field("int", 4),  # answers per problem in each later round
-    "target_correct": Field("int", 8),  # correct answers after which a problem is closed
+    "target_correct": Field("int", 32),  # correct answers wanted from the hardest problems
+    "min_correct": Field("int", 4),  # correct answers wanted from the easiest (= target_correct: one flat target)
     "max_answers": Field("int", 48),  # answers after which a problem is closed, correct or not
 }
 
@@ -300,9 +303,11 @@ def _check_pipeline(cfg):
         bad("grader_workers", f"must be at least 1, got {cfg.grader_workers}")
     if cfg.grader_timeout <= 0:
         bad("grader_timeout", f"must be positive, got {cfg.grader_timeout}")
-    for key in ("first_round", "round_size", "target_correct", "max_answers"):  # adaptive sampling (#14)
+    for key in ("first_round", "round_size", "target_correct", "min_correct", "max_answers"):  # adaptive (#14)
         if cfg[key] < 1:
             bad(key, f"must be at least 1, got {cfg[key]}")
+    if cfg.sampling == "adaptive" and cfg.min_correct > cfg.target_correct:
+        bad("min_correct", f"must be at most target_correct ({cfg.target_correct}), got {cfg.min_correct}")
     if cfg.max_answers < cfg.first_round:
         bad("max_answers", f"must be at least first_round ({cfg.first_round}), got {cfg.max_answers}")
     for key in ("first_token_timeout", "stall_timeout"):

@@ -6,6 +6,7 @@ so a resumed run must end with exactly the records of an uninterrupted one. The 
 slow tests at the end run infer.py against the same teacher served over HTTP, and kill it with SIGKILL and SIGTERM.
 """
 import json
+import math
 import os
 import shutil
 import signal
@@ -18,13 +19,13 @@ import pytest
 from conftest import ROOT, free_port, run_script, wait_for_health, write_info, write_yaml
 
 from reasonlite import config
-from reasonlite.adaptive import Adaptive, close_reason, round_end, vote_can_become_clear
+from reasonlite.adaptive import Adaptive, close_reason, problem_target, round_end, vote_can_become_clear
 from reasonlite.labels import vote_is_clear
 from reasonlite.signals import STOPPED_EXIT
 
 from bench.stub_teacher import SimulatedTeacher, make_problems  # bench/ from the repository root, as pytest runs
 
-SETTINGS = {"first_round": 4, "round_size": 4, "target_correct": 4, "max_answers": 24}
+SETTINGS = {"first_round": 4, "round_size": 4, "target_correct": 4, "min_correct": 4, "max_answers": 24}
 
 
 def make_cfg(tmp_path, base, **over):
@@ -82,8 +83,23 @@ def test_the_vote_bound_is_exact_against_every_future(ratio, min_vote):
             assert vote_can_become_clear(t, v, m, ratio, min_vote) == reachable(list(groups), m), (groups, m)
 
 
+def test_the_target_grows_with_the_estimated_failure_rate():
+    cfg = config.Config(target_correct=32, min_correct=4)
+    # (correct, drawn) -> 32 x (1 - (c + 1/2) / (n + 1)), rounded up, within [4, 32]
+    assert problem_target(4, 4, cfg) == 4  # 32 x 0.1 = 3.2 -> 4, the floor: an easy problem closes after a round
+    assert problem_target(0, 4, cfg) == 29  # 32 x 0.9 = 28.8
+    assert problem_target(1, 8, cfg) == 27  # 32 x 15/18 = 26.7
+    assert problem_target(8, 16, cfg) == 16  # 32 x 1/2 exactly: no float rounding up to 17
+    assert problem_target(0, 400, cfg) == 32  # never above target_correct
+    for n in range(0, 60):  # more correct answers of as many never raise the target
+        targets = [problem_target(c, n, cfg) for c in range(n + 1)]
+        assert targets == sorted(targets, reverse=True) and all(4 <= t <= 32 for t in targets)
+    cfg["min_correct"] = 32  # one flat target
+    assert {problem_target(c, n, cfg) for n in range(40) for c in range(n + 1)} == {32}
+
+
 def test_close_reasons():
-    cfg = config.Config(target_correct=4, max_answers=16, vote_ratio=0.9, min_vote=4)
+    cfg = config.Config(target_correct=4, min_correct=4, max_answers=16, vote_ratio=0.9, min_vote=4)
     assert close_reason(8, 4, cfg) == "target_correct"
     assert close_reason(8, 3, cfg) is None
     assert close_reason(16, 3, cfg) == "max_answers"
@@ -92,7 +108,7 @@ def test_close_reasons():
     # 2 of 4 against the rest: even 12 more in the top group give 14/16 < 0.9
     assert close_reason(4, None, cfg, votes=(2, 2, 4)) == "vote_unreachable"
     assert close_reason(12, None, cfg, votes=(9, 1, 10)) == "target_correct"  # 9/10 meets 0.9
-    cfg["target_correct"] = 12
+    cfg["target_correct"] = cfg["min_correct"] = 12
     assert close_reason(12, None, cfg, votes=(9, 1, 10)) is None  # clear, too few; 13/14 stays reachable
     assert close_reason(12, None, cfg, votes=(9, 2, 11)) == "vote_unreachable"  # 13/15 < 0.9 at best
     assert close_reason(16, None, cfg, votes=(10, 1, 11)) == "max_answers"  # clear at the end: labelled, not full
@@ -136,18 +152,26 @@ def test_records_are_infers_and_problems_close_by_the_rules(tmp_path):
     assert (folder / "funnel.png").stat().st_size > 1000
 
 
-def test_a_judged_problem_takes_more_rounds_exactly_while_it_lacks_correct_answers(tmp_path):
+@pytest.mark.parametrize("target,least", [(4, 4), (16, 2)])
+def test_a_judged_problem_takes_more_rounds_exactly_while_it_lacks_correct_answers(tmp_path, target, least):
+    """(4, 4): one flat target of 4. (16, 2): the target is 16 x the estimated failure rate, at least 2, restated
+    here from the rule's definition rather than by calling the code under test."""
     base = experiment(tmp_path, n=40, voted_share=0.0)
-    final, _ = run_adaptive(make_cfg(tmp_path, base))
+    final, _ = run_adaptive(make_cfg(tmp_path, base, target_correct=target, min_correct=least))
     recs = records(final.parent)
-    for row in map(json.loads, (final.parent / "problems.jsonl").read_text().splitlines()):
-        correct_by_round = []
+    rows = list(map(json.loads, (final.parent / "problems.jsonl").read_text().splitlines()))
+    for row in rows:
+        short = []
         for end in range(4, row["answers"] + 1, 4):
             correct = sum(1 for j in range(end) if _is_correct(recs[f"{row['index']}_{j}"]))
-            correct_by_round.append(correct)
-        # Open after every round but the last (fewer than 4 correct), closed after the last.
-        assert all(c < 4 for c in correct_by_round[:-1]), row
-        assert correct_by_round[-1] >= 4 or row["answers"] == 24, row
+            wanted = min(target, max(least, math.ceil(target * (1 - (correct + 0.5) / (end + 1)) - 1e-9)))
+            short.append(correct < wanted)
+        # Open after every round but the last (short of its target), closed after the last.
+        assert all(short[:-1]), row
+        assert not short[-1] or row["answers"] == 24, row
+    if least < target:  # the target really moved: easy problems closed below 16 correct, and some at 24 answers
+        assert any(r["closed"] == "target_correct" and r["correct"] < 16 for r in rows)
+        assert any(r["closed"] == "max_answers" for r in rows)
 
 
 def _is_correct(rec):
@@ -346,7 +370,7 @@ def test_adaptive_sampling_against_the_real_vllm_server(make_config, tmp_path):
     """The served path (ServedTeacher: echo, seed j, the server's usage and finish_reason) on the tiny model."""
     from conftest import PROBLEMS
     base = write_info(tmp_path / "exp", PROBLEMS)
-    cfg = make_config(sampling="adaptive", first_round=2, round_size=2, target_correct=2, max_answers=6,
+    cfg = make_config(sampling="adaptive", first_round=2, round_size=2, target_correct=2, min_correct=2, max_answers=6,
                       judge_backend="rule", max_tokens=16)
     proc = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "a", timeout=300)
     assert proc.returncode == 0, proc.stderr

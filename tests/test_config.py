@@ -52,6 +52,8 @@ def test_every_bad_key_is_reported_once(tmp_path):
     ("gpu_index: [0, x]\n", "key 'gpu_index' must be a list of integers"),
     ("api_key_env: SURELY_NOT_SET_ANYWHERE\n", "names the environment variable SURELY_NOT_SET_ANYWHERE"),
     ("vllm_args: --enforce-eager\n", "key 'vllm_args' must be a list of strings"),
+    ("sampling: adaptive\ntarget_correct: 3\n", "key 'min_correct' must be at most target_correct (3), got 4"),
+    ("sampling: adaptive\nmin_correct: 0\n", "key 'min_correct' must be at least 1, got 0"),
 ])
 def test_bad_values(tmp_path, extra, message):
     with pytest.raises(ConfigError) as e:
