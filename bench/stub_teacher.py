@@ -27,7 +27,7 @@ import random
 import re
 from collections import Counter
 
-from reasonlite.adaptive import Generation
+from reasonlite.llm import Generation
 
 PROBLEM_RE = re.compile(r"Problem (\d+): what is (\d+) \+ (\d+)\?")
 MIXTURE = ((0.60, 8.0, 1.5), (0.25, 2.0, 2.0), (0.15, 0.4, 4.0))  # (weight, alpha, beta)

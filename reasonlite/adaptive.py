@@ -36,7 +36,8 @@ problem's index, where infer hashes each answer's): all answers of a problem sta
 wait on another process; later stages read every shard file of a run and do not care.
 
 The generator is injectable: Adaptive(cfg, generator=G) takes any G with `async generate(model_input, seed) ->
-Generation | None`, a `concurrency` and the async context protocol. The default asks the configured servers;
+Generation | None` (reasonlite.llm.Generation), a `concurrency` and the async context protocol. The default is
+infer's own reasonlite.llm.LLM, the configured servers asked as infer asks them;
 bench/adaptive_sampling.py plugs a simulated teacher in there.
 """
 import asyncio
@@ -44,7 +45,6 @@ import logging
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -54,7 +54,6 @@ from reasonlite.answers import extract_answer
 from reasonlite.generation import Infer, one_answer
 from reasonlite.jsonl import DataError, shard_of
 from reasonlite.labels import Judge, Vote, vote_is_clear
-from reasonlite.llm import LLM
 from reasonlite.manifest import write_manifest
 from reasonlite.problem_stats import Tally, is_cut, vote_counts
 from reasonlite.signals import GracefulStop, Stopped
@@ -118,46 +117,6 @@ def bits(mask):
 
 
 # ---- the pieces it is made of --------------------------------------------------------------------------------
-@dataclass
-class Generation:
-    model_output: str  # the prompt and the generation, as infer records it (echo)
-    answer: str  # the generation alone
-    tokens: int = None  # completion tokens, the server's usage
-    finish: str = None  # the server's finish_reason
-
-
-class ServedTeacher:
-    """The default generator: the configured servers, asked as infer asks them (echo, seed j), keeping the usage."""
-
-    def __init__(self, cfg):
-        self.llm = LLM(cfg)
-        self.concurrency = 1
-
-    async def __aenter__(self):
-        await self.llm.__aenter__()
-        self.concurrency = self.llm.pool.total_slots
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.llm.__aexit__(*exc)
-
-    async def generate(self, model_input, seed):
-        self.llm.calls += 1
-        data = await self.llm.pool.post("/v1/completions", self.llm.payload(model_input, seed, echo=True))
-        if data is None:
-            return None
-        choice = data["choices"][0]
-        text = choice.get("text")
-        if not isinstance(text, str):
-            return None
-        tokens = (data.get("usage") or {}).get("completion_tokens")
-        self.llm.tokens += tokens or 0
-        return Generation(text, text[len(model_input):], tokens, choice.get("finish_reason"))
-
-    def status(self):
-        return f"{self.llm.tokens} tokens"
-
-
 class RoundLabeller(Judge):
     """The judge's verdict and the vote's grouping, one answer or one problem at a time (the same code, borrowed:
     Vote's methods use only the grader and the LLM that every Labeller holds)."""
@@ -550,7 +509,7 @@ class Adaptive:
             out = Output(part, stats_path, self.cfg.flush_every)
             await self._carry_over(folder, out, stop)
             if not stop.requested:
-                self.generator = self.generator or ServedTeacher(self.cfg)
+                self.generator = self.generator or self.infer.llm  # the servers, asked as infer asks them
                 self.labeller = RoundLabeller(self.cfg)
                 async with self.labeller, self.generator:
                     await self._label_backlog(part, out, stop)

@@ -81,19 +81,15 @@ class Infer(Stage):
 
     async def __aenter__(self):
         await self.llm.__aenter__()
-        self.concurrency = self.llm.pool.total_slots
+        self.concurrency = self.llm.concurrency
         return self
 
     async def __aexit__(self, *exc):
         await self.llm.__aexit__(*exc)
 
     async def process(self, item):
-        text = await self.llm.complete(self.llm.payload(item["model_input"], item["seed"], echo=True))
-        if text is None:
-            return None
-        # With echo the text is the prompt followed by the generation; the prompt round-trips through the
-        # tokenizer unchanged for byte-level BPE, which is what the seed's slicing assumes too.
-        return self._record(item, text, text[len(item["model_input"]):])
+        gen = await self.llm.generate(item["model_input"], item["seed"])
+        return None if gen is None else self._record(item, gen.model_output, gen.answer)
 
     def progress(self):
         return f"{self.llm.tokens / max(time.monotonic() - self.t0, 1e-9):.0f} tok/s"

@@ -1,5 +1,5 @@
-"""The served model as a labeller (the seed's LLM vote and judge): one prompt in, its reply out, and the reading
-of those replies.
+"""The served model: answers drawn as infer draws them (LLM.generate, for infer and the adaptive loop), the model as
+a labeller (the seed's LLM vote and judge: one prompt in, its reply out), and the reading of those replies.
 
 The reply parsers read only the box of the final answer, never a substring of the text: a reply that discusses
 `{"match": true}` in its reasoning and boxes false is false.
@@ -7,6 +7,7 @@ The reply parsers read only the box of the final answer, never a substring of th
 import json
 import logging
 import re
+from dataclasses import dataclass
 
 from reasonlite.config import api_key
 from reasonlite.prompts import PromptBuilder
@@ -15,8 +16,18 @@ from reasonlite.servers import client_urls
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Generation:
+    """One answer as infer records it, with what the server said about it."""
+    model_output: str  # the prompt and the generation, as infer records it (echo)
+    answer: str  # the generation alone
+    tokens: int = None  # completion tokens, the server's usage
+    finish: str = None  # the server's finish_reason
+
+
 class LLM:
-    """The served model as a labeller: one prompt in, the generated text out (None after the last retry)."""
+    """The configured servers behind one client pool: answers (generate) and replies (complete, ask); None after
+    the last retry. It is also the adaptive loop's default generator (concurrency, generate, status)."""
 
     def __init__(self, cfg, wait=True):
         self.cfg = cfg
@@ -56,15 +67,39 @@ class LLM:
                                   temperature=cfg.temperature, top_p=cfg.top_p, echo=echo,
                                   stop=cfg.stop)
 
-    async def complete(self, payload):
-        """The text of the first choice, or None once the request has failed for good."""
+    @property
+    def concurrency(self):
+        return self.pool.total_slots if self.pool is not None else 1
+
+    async def _first_choice(self, payload):
+        """(text, completion tokens, finish_reason) of the first choice, or None once the request failed for good."""
         self.calls += 1
         data = await self.pool.post("/v1/completions", payload)
         if data is None:
             return None
-        text = data["choices"][0].get("text")
-        self.tokens += (data.get("usage") or {}).get("completion_tokens", 0)
-        return text if isinstance(text, str) else None
+        choice = data["choices"][0]
+        tokens = (data.get("usage") or {}).get("completion_tokens")
+        self.tokens += tokens or 0
+        text = choice.get("text")
+        return (text, tokens, choice.get("finish_reason")) if isinstance(text, str) else None
+
+    async def complete(self, payload):
+        """The text of the first choice, or None once the request has failed for good."""
+        got = await self._first_choice(payload)
+        return None if got is None else got[0]
+
+    async def generate(self, model_input, seed):
+        """Answer `seed` to a built prompt, drawn as infer draws it (echo, the seed), or None."""
+        got = await self._first_choice(self.payload(model_input, seed, echo=True))
+        if got is None:
+            return None
+        text, tokens, finish = got
+        # With echo the text is the prompt followed by the generation; the prompt round-trips through the
+        # tokenizer unchanged for byte-level BPE, which is what the seed's slicing assumes too.
+        return Generation(text, text[len(model_input):], tokens, finish)
+
+    def status(self):
+        return f"{self.tokens} tokens"
 
     async def ask(self, user_text, seed=0):
         return await self.complete(self.payload(self.build(user_text), seed))

@@ -367,7 +367,7 @@ def test_killed_mid_round_it_resumes_with_every_answer_once_and_none_asked_again
 
 
 def test_adaptive_sampling_against_the_real_vllm_server(make_config, tmp_path):
-    """The served path (ServedTeacher: echo, seed j, the server's usage and finish_reason) on the tiny model."""
+    """The served path (infer's LLM.generate: echo, seed j, the server's usage and finish_reason) on the tiny model."""
     from conftest import PROBLEMS
     base = write_info(tmp_path / "exp", PROBLEMS)
     cfg = make_config(sampling="adaptive", first_round=2, round_size=2, target_correct=2, min_correct=2, max_answers=6,
