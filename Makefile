@@ -56,7 +56,7 @@ demo: setup $(TINY)/config.json
 
 # The whole suite (CI). `make test-fast` is the tier for after each edit: no vLLM server, no training, under 90 s.
 test: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q --durations=12 tests
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests

@@ -13,8 +13,8 @@ What runs is the real code: reasonlite.adaptive.Adaptive (rounds, the grader's l
 and stats files written to a temporary folder), with the simulated teacher plugged in where the servers would be.
 Fixed sampling is the same loop with first_round = max_answers = 32 and a target it never reaches: one round of 32
 answers per problem, which is what `sampling: fixed` with num_answer 32 draws. Each adaptive policy is
-min_correct:target_correct (16:16 is one flat target of 16; 4:32 a target growing with the estimated failure rate
-from 4 to 32), and its max_answers is the largest multiple of round_size whose run spends no more tokens than the
+min_correct:target_correct[:give_up_after] (16:16 is one flat target of 16; 4:32 a target growing with the
+estimated failure rate from 4 to 32; 4:32:32 that, closing a problem with none correct of 32), and its max_answers is the largest multiple of round_size whose run spends no more tokens than the
 fixed run (bisection, each step a full run), so every column compares at the same token budget.
 
 Reported per run: tokens spent; correct answers per problem in the hardest quartile (the 25% of problems with the
@@ -52,6 +52,7 @@ def run_loop(work, problems, lengths, first_round, round_size, policy, max_answe
     cfg = config.parse(f"model_path: simulated/gpt-oss\nprompt_format: harmony\nbase_data_path: {base}\n"
                        f"sampling: adaptive\nfirst_round: {first_round}\nround_size: {round_size}\n"
                        f"min_correct: {policy[0]}\ntarget_correct: {policy[1]}\nmax_answers: {max_answers}\n"
+                       f"give_up_after: {policy[2] if len(policy) > 2 else 'null'}\n"
                        "judge_backend: rule\n"
                        f"max_tokens: 30000\n", "bench")
     teacher = SimulatedTeacher(seed=seed, concurrency=512, lengths=lengths)
@@ -120,8 +121,9 @@ def table(results, n_hard, fixed_n, cap):
 
 
 def label(policy):
-    least, target = policy
-    return f"flat target {target}" if least == target else f"target {least}..{target}"
+    least, target = policy[:2]
+    name = f"flat target {target}" if least == target else f"target {least}..{target}"
+    return name + (f", give up at 0/{policy[2]}" if len(policy) > 2 else "")
 
 
 def hard_share(rows):
@@ -157,8 +159,8 @@ def main():
     p.add_argument("--fixed", type=int, default=32, help="answers per problem of the fixed run (the seed's 32)")
     p.add_argument("--first-round", type=int, default=4)
     p.add_argument("--round-size", type=int, default=4)
-    p.add_argument("--policies", default="16:16,4:32",
-                   help="adaptive policies min_correct:target_correct to compare, comma-separated")
+    p.add_argument("--policies", default="16:16,4:32,4:32:32",
+                   help="adaptive policies min_correct:target_correct[:give_up_after] to compare, comma-separated")
     p.add_argument("--lengths", default="steep,mild,flat", help="length models, comma-separated: steep, mild, flat")
     p.add_argument("--max-search", type=int, default=512, help="largest max_answers the calibration tries")
     p.add_argument("--seed", type=int, default=0)
@@ -183,7 +185,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for lengths in args.lengths.split(","):
             print(f"\nanswer lengths: {lengths}")
-            fixed_rows = run_loop(work, problems, lengths, args.fixed, 1, (args.fixed, 10 ** 9), args.fixed,
+            fixed_rows = run_loop(work, problems, lengths, args.fixed, 1, (10 ** 9, 10 ** 9), args.fixed,
                                   args.seed)
             fixed = measure(fixed_rows, hard, 16)
             results = [(None, args.fixed, fixed)]

@@ -10,6 +10,7 @@ expected_answer where the problem has one, else by a vote. A problem closes when
     that meets judge_vote's rule: at least vote_ratio of the votes and at least min_vote votes) as its target, which
     grows with its difficulty: `target_correct` times its estimated failure rate, at least `min_correct` (see
     problem_target; min_correct = target_correct is one flat target for every problem);
+  - no_correct (judged problems, where `give_up_after` is set): none of its first give_up_after answers is correct;
   - max_answers: it has `max_answers` answers;
   - vote_unreachable (voted problems): the rule can no longer be met. With t votes for the top group, v votes in all
     and m answers still allowed, the best case is all m joining the top group: (t + m) / (v + m) and t + m both grow
@@ -99,6 +100,8 @@ def close_reason(drawn, correct, cfg, votes=None):
         correct = top if clear else 0
     if correct >= problem_target(correct, drawn, cfg):
         return "target_correct"
+    if votes is None and correct == 0 and cfg.give_up_after is not None and drawn >= cfg.give_up_after:
+        return "no_correct"
     if votes is not None and not vote_can_become_clear(top, total, max(cfg.max_answers - drawn, 0),
                                                        cfg.vote_ratio, cfg.min_vote):
         return "vote_unreachable"

@@ -105,6 +105,9 @@ SCHEMA = {
     "target_correct": Field("int", 32),  # correct answers wanted from the hardest problems
     "min_correct": Field("int", 4),  # correct answers wanted from the easiest (= target_correct: one flat target)
     "max_answers": Field("int", 48),  # answers after which a problem is closed, correct or not
+    # A judged problem with no correct answer after this many closes (null: it draws up to max_answers): a wrong
+    # expected_answer, or a problem beyond the teacher, costs no more than this many of its longest answers.
+    "give_up_after": Field("int", None, nullable=True),
 }
 
 
@@ -306,6 +309,8 @@ def _check_pipeline(cfg):
     for key in ("first_round", "round_size", "target_correct", "min_correct", "max_answers"):  # adaptive (#14)
         if cfg[key] < 1:
             bad(key, f"must be at least 1, got {cfg[key]}")
+    if cfg.give_up_after is not None and cfg.give_up_after < 1:
+        bad("give_up_after", f"must be at least 1 (or null: never), got {cfg.give_up_after}")
     if cfg.sampling == "adaptive" and cfg.min_correct > cfg.target_correct:
         bad("min_correct", f"must be at most target_correct ({cfg.target_correct}), got {cfg.min_correct}")
     if cfg.max_answers < cfg.first_round:

@@ -112,6 +112,11 @@ def test_close_reasons():
     assert close_reason(12, None, cfg, votes=(9, 1, 10)) is None  # clear, too few; 13/14 stays reachable
     assert close_reason(12, None, cfg, votes=(9, 2, 11)) == "vote_unreachable"  # 13/15 < 0.9 at best
     assert close_reason(16, None, cfg, votes=(10, 1, 11)) == "max_answers"  # clear at the end: labelled, not full
+    cfg["give_up_after"] = 8
+    assert close_reason(4, 0, cfg) is None
+    assert close_reason(8, 0, cfg) == "no_correct"
+    assert close_reason(8, 1, cfg) is None  # one correct answer: the problem can be solved, keep drawing
+    assert close_reason(8, None, cfg, votes=(1, 1, 2)) is None  # a voted problem: its vote rule decides
 
 
 # ---- the loop --------------------------------------------------------------------------------------------------
@@ -152,12 +157,14 @@ def test_records_are_infers_and_problems_close_by_the_rules(tmp_path):
     assert (folder / "funnel.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("target,least", [(4, 4), (16, 2)])
-def test_a_judged_problem_takes_more_rounds_exactly_while_it_lacks_correct_answers(tmp_path, target, least):
+@pytest.mark.parametrize("target,least,give_up", [(4, 4, None), (16, 2, None), (16, 2, 8)])
+def test_a_judged_problem_takes_more_rounds_exactly_while_it_lacks_correct_answers(tmp_path, target, least, give_up):
     """(4, 4): one flat target of 4. (16, 2): the target is 16 x the estimated failure rate, at least 2, restated
-    here from the rule's definition rather than by calling the code under test."""
+    here from the rule's definition rather than by calling the code under test. give_up 8: none correct of 8
+    closes the problem."""
     base = experiment(tmp_path, n=40, voted_share=0.0)
-    final, _ = run_adaptive(make_cfg(tmp_path, base, target_correct=target, min_correct=least))
+    final, _ = run_adaptive(make_cfg(tmp_path, base, target_correct=target, min_correct=least,
+                                     give_up_after=give_up))
     recs = records(final.parent)
     rows = list(map(json.loads, (final.parent / "problems.jsonl").read_text().splitlines()))
     for row in rows:
@@ -165,13 +172,17 @@ def test_a_judged_problem_takes_more_rounds_exactly_while_it_lacks_correct_answe
         for end in range(4, row["answers"] + 1, 4):
             correct = sum(1 for j in range(end) if _is_correct(recs[f"{row['index']}_{j}"]))
             wanted = min(target, max(least, math.ceil(target * (1 - (correct + 0.5) / (end + 1)) - 1e-9)))
-            short.append(correct < wanted)
+            hopeless = give_up is not None and correct == 0 and end >= give_up
+            short.append(correct < wanted and not hopeless)
         # Open after every round but the last (short of its target), closed after the last.
         assert all(short[:-1]), row
         assert not short[-1] or row["answers"] == 24, row
     if least < target:  # the target really moved: easy problems closed below 16 correct, and some at 24 answers
         assert any(r["closed"] == "target_correct" and r["correct"] < 16 for r in rows)
         assert any(r["closed"] == "max_answers" for r in rows)
+    closed_hopeless = [r for r in rows if r["closed"] == "no_correct"]
+    assert all(r["correct"] == 0 and r["answers"] == 8 for r in closed_hopeless)
+    assert bool(closed_hopeless) == (give_up is not None)  # the simulated spread has hopeless problems
 
 
 def _is_correct(rec):
