@@ -40,7 +40,7 @@ demo: setup $(TINY)/config.json
 	$(PY) vllm_start.py -c $(DEMO) --check; \
 	$(PY) vllm_start.py -c $(DEMO); \
 	for mode in infer vote judge judge_vote; do $(PY) infer.py -c $(DEMO) -m $$mode; done; \
-	$(PY) -m reasonlite.show datas/example; \
+	$(PY) -m utils.show datas/example; \
 	$(PY) utils/saving_to_training_format.py -d datas/example/answer_judge_vote; \
 	$(PY) infer.py -c config/demo_adaptive.yaml -m infer; \
 	$(PY) infer.py -c config/demo_adaptive.yaml -m judge; \

@@ -55,6 +55,8 @@ def _manifest_line(folder):
 
 def show(base, out=print, max_truncated=MAX_TRUNCATED):
     base = Path(base)
+    if not base.is_dir():  # else a mistyped path would print nothing and look like an empty experiment
+        raise ValueError(f"{base}: no such folder (give an experiment folder, a config's base_data_path)")
     for stage in STAGES:
         folder = jsonl.latest_complete(base / stage)
         if folder is None:

@@ -67,3 +67,16 @@ def test_the_command_says_when_there_is_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "funnel of " in out and "plot: " in out
     assert json.loads((tmp_path / "format_data" / "funnel.json").read_text())["plot"].endswith("funnel.png")
+
+
+def test_utils_show_prints_the_funnels_as_a_user_runs_it(tmp_path):
+    from conftest import run_script
+    folder = tmp_path / "exp" / "answer_judge" / "run"
+    folder.mkdir(parents=True)
+    (folder / "0_1.jsonl").write_text("")
+    funnel.save(build(folder), folder, "_0_1")
+    for how in (["-m", "utils.show"], ["utils/show.py"]):
+        proc = run_script(*how, tmp_path / "exp", check=True)
+        assert "funnel of answer_judge/run" in proc.stdout, (how, proc.stdout, proc.stderr)
+    bad = run_script("-m", "utils.show", tmp_path / "missing")
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
