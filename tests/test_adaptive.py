@@ -398,3 +398,21 @@ def test_adaptive_sampling_against_the_real_vllm_server(make_config, tmp_path):
     again = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "a", timeout=300)
     assert again.returncode == 0 and ", 0 new, 0 unfinished" in again.stderr, again.stderr
     assert records(folder) == recs
+
+
+def test_bench_share_reads_a_real_runs_problem_lines(tmp_path):
+    # The number that says which simulated length model a real teacher is nearest: the hardest quartile's share of a
+    # fixed run's answer length. 2 of 8 problems (the lowest pass rates) with answers 4x as long: 2*4 / (2*4 + 6).
+    rows = [{"index": f"p:{k}", "answers": 32, "pass_rate": k / 8, "mean_answer_tokens": None,
+             "mean_answer_chars": 4000 if k < 2 else 1000} for k in range(8)]
+    (tmp_path / "problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_script("bench/adaptive_sampling.py", "--share", tmp_path, check=True).stdout
+    assert "8 problems" in out and "drew 25% of the answers and 57% of the answer length" in out, out
+    assert "could grow by 1.75x at most" in out, out
+    rows[0]["answers"] = 48  # an adaptive run: its share says nothing about what could move
+    (tmp_path / "problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "read a fixed run's share instead" in run_script("bench/adaptive_sampling.py", "--share", tmp_path,
+                                                            check=True).stdout
+    (tmp_path / "problems.jsonl").write_text("")
+    bad = run_script("bench/adaptive_sampling.py", "--share", tmp_path)
+    assert bad.returncode != 0 and "no problems*.jsonl lines with a pass rate" in bad.stderr
