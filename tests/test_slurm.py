@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, free_port, write_info, write_yaml
+from conftest import ROOT, SERVER_ARGS, free_port, write_info, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +123,7 @@ def pipeline(tiny_model, tmp_path):
         # One request in flight per shard and every record flushed at once: the run lasts long enough to be cut
         # midway, and what it wrote is on disk when it is.
         "max_inflight_per_server": 1, "flush_every": 1,
-        "vote_backend": "rule", "judge_backend": "rule"})
+        "vote_backend": "rule", "judge_backend": "rule", "vllm_args": SERVER_ARGS})
     return {"config": cfg, "base": base, "port": port, "servers": tmp_path / "servers" / "slurm" / "n1"}
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, free_port, read_folder, run_script, write_info, write_yaml
+from conftest import ROOT, SERVER_ARGS, free_port, read_folder, run_script, write_info, write_yaml
 
 from reasonlite.config import ConfigError
 from reasonlite.prompts import HARMONY_TEMPLATE, infer_prompt
@@ -258,7 +258,7 @@ def test_two_process_cpu_stage1_trains_reloads_and_serves(tmp_path, tiny_model, 
     cfg = write_yaml(tmp_path / "serve.yaml", {
         "model_path": str(out), "device": "cpu", "gpu_index": [0], "port_base": free_port(), "max_model_len": 1024,
         "run_dir": str(tmp_path / "run"), "server_start_timeout": 600, "base_data_path": str(base),
-        "num_answer": 1, "max_tokens": 16, "temperature": 0.0})
+        "num_answer": 1, "max_tokens": 16, "temperature": 0.0, "vllm_args": SERVER_ARGS})
     try:
         started = run_script("vllm_start.py", "-c", cfg, timeout=660)
         assert started.returncode == 0, started.stderr[-3000:]
