@@ -14,8 +14,9 @@ and stats files written to a temporary folder), with the simulated teacher plugg
 Fixed sampling is the same loop with first_round = max_answers = 32 and a target it never reaches: one round of 32
 answers per problem, which is what `sampling: fixed` with num_answer 32 draws. Each adaptive policy is
 min_correct:target_correct[:give_up_after] (16:16 is one flat target of 16; 4:32 a target growing with the
-estimated failure rate from 4 to 32; 4:32:32 that, closing a problem with none correct of 32), and its max_answers is the largest multiple of round_size whose run spends no more tokens than the
-fixed run (bisection, each step a full run), so every column compares at the same token budget.
+estimated failure rate from 4 to 32; 4:32:32 that, closing a problem with none correct of 32), and its max_answers
+is the largest multiple of round_size whose run spends no more tokens than the fixed run (bisection, each step a
+full run), so every column compares at the same token budget.
 
 Reported per run: tokens spent; correct answers per problem in the hardest quartile (the 25% of problems with the
 lowest true chance of a correct answer, which only the simulation knows); problems of that quartile, and of all,
