@@ -2,7 +2,8 @@
 
     python3 bench/adaptive_sampling.py                        # 1000 problems, three length models (about 5 min)
     python3 bench/adaptive_sampling.py --problems 300 --lengths mild --policies 4:32   # quicker
-    python3 bench/adaptive_sampling.py --share datas/<exp>/judge/<run>   # which model a real run is nearest
+    python3 bench/adaptive_sampling.py --share datas/<exp>/answer_judge/<run>      # which model a real run is nearest
+    python3 bench/adaptive_sampling.py --from-run datas/<exp>/answer_judge/<run>   # a real run's own problems
 
 *** THIS IS A SIMULATION. *** The teacher is bench/stub_teacher.py: each problem's chance of a correct answer is
 drawn from a made-up but realistic difficulty spread (most problems easy, a long hard tail) and its answers get
@@ -25,6 +26,11 @@ training data keeps at most 16 answers per problem (the conversion's --max-per-p
 wants 32 answers to an easy problem. The ceiling line is what ANY allocation that treats the quartile's problems
 alike could give it at this budget: every token spent on that quartile alone.
 
+--from-run replaces the made-up spread and length models by a real judged run's problems (a pilot of a few
+thousand problems at 32 answers, say): each simulated problem has one real problem's pass rate and mean answer
+length, so the table is that teacher's on that data, under two assumptions said in the report: answers are
+independent draws at the measured rate, and a wrong answer is 1.3x as long as a right one.
+
 Why the length model decides it: the hardest quartile's share of a fixed run's tokens is all adaptive sampling can
 move there from elsewhere. --share reads a real judged run's problems*.jsonl (pass_rate, mean_answer_tokens or, for
 a fixed run, mean_answer_chars) and prints that share and ceiling, to say which table your teacher is nearest.
@@ -43,9 +49,11 @@ from reasonlite import config, problem_stats
 from reasonlite.adaptive import Adaptive
 
 BANNER = "SIMULATION: a stub teacher with a made-up difficulty spread (bench/stub_teacher.py), not a model"
+BANNER_RUN = ("SIMULATION: a stub teacher (bench/stub_teacher.py) with a real run's measured pass rates and answer "
+              "lengths, not a model")
 
 
-def run_loop(work, problems, lengths, first_round, round_size, policy, max_answers, seed):
+def run_loop(work, problems, teacher_kw, first_round, round_size, policy, max_answers, seed):
     """One real adaptive run over the problems; its per-problem results read back from the files it wrote."""
     base = Path(tempfile.mkdtemp(dir=work))
     with open(base / "info.jsonl", "w") as f:
@@ -56,7 +64,7 @@ def run_loop(work, problems, lengths, first_round, round_size, policy, max_answe
                        f"give_up_after: {policy[2] if len(policy) > 2 else 'null'}\n"
                        "judge_backend: rule\n"
                        f"max_tokens: 30000\n", "bench")
-    teacher = SimulatedTeacher(seed=seed, concurrency=512, lengths=lengths)
+    teacher = SimulatedTeacher(seed=seed, concurrency=512, **teacher_kw)
     final = Adaptive(config._check_pipeline(cfg), generator=teacher).run(0, 1, "run")
     tokens = {}
     for e in problem_stats.read_answer_stats(final.parent):
@@ -83,14 +91,14 @@ def measure(rows, hard, cap):
                                                                                  1)}
 
 
-def calibrate(work, problems, lengths, args, policy, budget, log):
+def calibrate(work, problems, teacher_kw, args, policy, budget, log):
     """The largest max_answers (a multiple of round_size) whose run spends at most `budget` tokens."""
     step, lo, hi = args.round_size, 1, args.max_search // args.round_size
     best = None
     while lo <= hi:
         mid = (lo + hi) // 2
         m = max(args.first_round, mid * step)
-        rows = run_loop(work, problems, lengths, args.first_round, step, policy, m, args.seed)
+        rows = run_loop(work, problems, teacher_kw, args.first_round, step, policy, m, args.seed)
         spent = sum(r["tokens"] for r in rows.values())
         log(f"    {label(policy)}, max_answers {m}: {spent / 1e6:.1f}M tokens ({spent / budget:.3f} of fixed)")
         if spent <= budget:
@@ -154,6 +162,23 @@ def share_report(folder):
         print("Its problems drew different numbers of answers (an adaptive run?): read a fixed run's share instead.")
 
 
+def run_profile(folder, chars_per_token):
+    """[(p, mean answer tokens)] of a real judged run's problems: p the Jeffreys mean (c + 1/2) / (n + 1) of its c
+    correct of n judged answers, so a problem at 0 of 32 keeps a small chance, as it would on a rerun; the length in
+    tokens, or in characters / chars_per_token for a fixed run, which records no tokens."""
+    profile = []
+    for r in problem_stats.read_rows(folder):
+        judged = (r.get("answers") or 0) - (r.get("failed") or 0) - (r.get("undecided") or 0)
+        mean = r.get("mean_answer_tokens") or (r.get("mean_answer_chars") or 0) / chars_per_token
+        if r.get("pass_rate") is None or judged <= 0 or not mean:
+            continue
+        profile.append(((round(r["pass_rate"] * judged) + 0.5) / (judged + 1), mean))
+    if len(profile) < 4:
+        raise SystemExit(f"{folder}: fewer than 4 problems*.jsonl lines with a pass rate and a length (judge or "
+                         "judge_vote writes them)")
+    return profile
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--problems", type=int, default=1000)
@@ -167,31 +192,46 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the report (markdown) here")
     p.add_argument("--share", metavar="RUN_FOLDER", help="only print a real judged run's hardest-quartile share")
+    p.add_argument("--from-run", metavar="RUN_FOLDER",
+                   help="simulate the problems of a real judged run: their measured pass rates and answer lengths "
+                        "instead of the made-up spread and length models (--problems and --lengths are ignored)")
+    p.add_argument("--chars-per-token", type=float, default=4.0,
+                   help="for --from-run on a fixed run, which records characters, not tokens (default 4)")
     args = p.parse_args()
     if args.share:
         return share_report(args.share)
     logging.disable(logging.WARNING)  # the loop's own summaries; the progress bars stay on stderr
     policies = [tuple(int(x) for x in item.split(":")) for item in args.policies.split(",")]
-    report = [f"**{BANNER}.**", "",
-              f"{args.problems} problems (bench/stub_teacher.py make_problems, seed {args.seed}); fixed: "
-              f"{args.fixed} answers per problem; adaptive: first_round {args.first_round}, round_size "
-              f"{args.round_size}, min_correct..target_correct as named, max_answers M calibrated to the fixed "
-              "run's tokens; judge_backend rule; max_tokens 30000.", ""]
-    print(BANNER)
-    problems = make_problems(args.problems, seed=args.seed)
-    teacher = SimulatedTeacher(seed=args.seed)
-    by_difficulty = sorted(range(args.problems), key=teacher.p_correct)
-    hard = [problems[k]["index"] for k in by_difficulty[: args.problems // 4]]
+    if args.from_run:
+        profile = run_profile(args.from_run, args.chars_per_token)
+        models = [("run", {"profile": profile})]
+        source = (f"{len(profile)} problems of {args.from_run}, each with its measured pass rate (Jeffreys mean) "
+                  "and mean answer length; answers drawn independently at that rate, lengths log-normal (sigma "
+                  "0.35) around that mean, a wrong answer 1.3x a correct one")
+    else:
+        models = [(name, {"lengths": name}) for name in args.lengths.split(",")]
+        source = f"{args.problems} problems (bench/stub_teacher.py make_problems, seed {args.seed})"
+    n = len(models[0][1].get("profile") or range(args.problems))
+    banner = BANNER_RUN if args.from_run else BANNER
+    report = [f"**{banner}.**", "",
+              f"{source}; fixed: {args.fixed} answers per problem; adaptive: first_round {args.first_round}, "
+              f"round_size {args.round_size}, min_correct..target_correct as named, max_answers M calibrated to the "
+              "fixed run's tokens; judge_backend rule; max_tokens 30000.", ""]
+    print(banner)
+    problems = make_problems(n, seed=args.seed)
+    teacher = SimulatedTeacher(seed=args.seed, **models[0][1])
+    by_difficulty = sorted(range(n), key=teacher.p_correct)
+    hard = [problems[k]["index"] for k in by_difficulty[: n // 4]]
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
-        for lengths in args.lengths.split(","):
+        for lengths, teacher_kw in models:
             print(f"\nanswer lengths: {lengths}")
-            fixed_rows = run_loop(work, problems, lengths, args.fixed, 1, (10 ** 9, 10 ** 9), args.fixed,
+            fixed_rows = run_loop(work, problems, teacher_kw, args.fixed, 1, (10 ** 9, 10 ** 9), args.fixed,
                                   args.seed)
             fixed = measure(fixed_rows, hard, 16)
             results = [(None, args.fixed, fixed)]
             for policy in policies:
-                found = calibrate(work, problems, lengths, args, policy, fixed["tokens"], print)
+                found = calibrate(work, problems, teacher_kw, args, policy, fixed["tokens"], print)
                 if found is None:
                     print(f"    {label(policy)}: no max_answers fits the budget")
                     continue
@@ -199,10 +239,12 @@ def main():
                 results.append((policy, m, measure(rows, hard, 16)))
             # Every token of the budget on the hardest quartile alone, at its own cost per answer:
             ceiling = fixed["tokens"] / len(hard) / fixed["hard_tokens_per_answer"]
-            a, b = LENGTHS[lengths]
             share = fixed["hard_tokens"] / fixed["tokens"]
-            title = (f"{lengths}: mean answer tokens {a} + {b} (1 - p)^2; the hardest quartile takes {share:.0%} of "
-                     "the fixed run's tokens")
+            if lengths == "run":
+                model = f"{args.from_run}: measured pass rates and answer lengths"
+            else:
+                model = f"{lengths}: mean answer tokens {LENGTHS[lengths][0]} + {LENGTHS[lengths][1]} (1 - p)^2"
+            title = f"{model}; the hardest quartile takes {share:.0%} of the fixed run's tokens"
             lines = [f"#### {title}", ""] + table(results, len(hard), args.fixed, 16) + [
                 "", f"Ceiling for any allocation treating the quartile's problems alike: {ceiling:.0f} answers per "
                     f"hardest-quartile problem ({ceiling / args.fixed:.2f}x the fixed {args.fixed}) if every token "

@@ -14,7 +14,8 @@ max_tokens is cut there, with no final answer and finish_reason "length". Three 
 steep (1200, 14000: a hopeless problem's answers about 13x an easy one's), mild (3000, 9000: about 4x) and flat
 (4000, 0: no growth, a contrast rather than a model of a real teacher). Which is nearer a real teacher on real data
 shows in one number, the share of a fixed run's tokens spent on its hardest quartile (bench/adaptive_sampling.py
-prints it for each model, and computes it from a real run's problems.jsonl with --share). The text is a gpt-oss
+prints it for each model, and computes it from a real run's problems.jsonl with --share). With a `profile` (the
+benchmark's --from-run), each problem's p and mean length are instead those a real run measured. The text is a gpt-oss
 harmony output with one word per 100 tokens (token_scale), so a benchmark writes megabytes, not the gigabytes its
 token counts stand for; the token counts themselves are reported as the server's usage.
 """
@@ -55,9 +56,13 @@ def make_problems(n, seed=0, voted_share=0.0, prefix="sim"):
 class SimulatedTeacher:
     """The simulated teacher as a generator for reasonlite.adaptive (see the module docstring)."""
 
-    def __init__(self, max_tokens=30000, seed=0, token_scale=0.01, concurrency=256, delay=0.0, lengths="steep"):
+    def __init__(self, max_tokens=30000, seed=0, token_scale=0.01, concurrency=256, delay=0.0, lengths="steep",
+                 profile=None):
         self.max_tokens, self.seed, self.token_scale, self.lengths = max_tokens, seed, token_scale, lengths
         self.concurrency, self.delay = concurrency, delay
+        # profile: [(p, mean answer tokens)] by problem number, from a real run (bench/adaptive_sampling.py
+        # --from-run): each problem's chance and length are then those measured, not drawn or modelled.
+        self.profile = profile
         self.tokens = 0
         self.calls = Counter()
 
@@ -68,7 +73,9 @@ class SimulatedTeacher:
         pass
 
     def p_correct(self, k):
-        """Problem k's chance of a correct answer: one draw from the difficulty mixture."""
+        """Problem k's chance of a correct answer: one draw from the difficulty mixture (or the profile's)."""
+        if self.profile is not None:
+            return self.profile[k % len(self.profile)][0]
         rng = random.Random(int(_uniform("difficulty", self.seed, k) * 2 ** 53))
         pick, acc = rng.random(), 0.0
         for weight, alpha, beta in MIXTURE:
@@ -84,8 +91,11 @@ class SimulatedTeacher:
         p = self.p_correct(k)
         correct = _uniform("correct", self.seed, k, j) < p
         value = truth if correct else truth + 1 + int(_uniform("miss", self.seed, k, j) * 5)
-        a, b = LENGTHS[self.lengths]
-        mean = (a + b * (1 - p) ** 2) * (1.0 if correct else 1.3)
+        if self.profile is not None:  # the measured mean over all answers, wrong ones 1.3x as long as right ones
+            mean = self.profile[k % len(self.profile)][1] / (p + 1.3 * (1 - p)) * (1.0 if correct else 1.3)
+        else:
+            a, b = LENGTHS[self.lengths]
+            mean = (a + b * (1 - p) ** 2) * (1.0 if correct else 1.3)
         z = math.sqrt(-2 * math.log(max(_uniform("z1", self.seed, k, j), 1e-12))) * \
             math.cos(2 * math.pi * _uniform("z2", self.seed, k, j))
         tokens = max(20, int(mean * math.exp(0.35 * z - 0.35 ** 2 / 2)))

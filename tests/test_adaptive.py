@@ -416,3 +416,25 @@ def test_bench_share_reads_a_real_runs_problem_lines(tmp_path):
     (tmp_path / "problems.jsonl").write_text("")
     bad = run_script("bench/adaptive_sampling.py", "--share", tmp_path)
     assert bad.returncode != 0 and "no problems*.jsonl lines with a pass rate" in bad.stderr
+
+
+def test_bench_from_run_simulates_a_real_runs_own_problems(tmp_path):
+    # Each simulated problem takes one real problem's pass rate and length: the fixed run's correct answers per
+    # hardest-quartile problem must come out near what the run measured there, and the table says whose data it is.
+    rows = [{"index": f"q:{k}", "answers": 32, "failed": 0, "undecided": 0, "pass_rate": (k % 8) / 8,
+             "mean_answer_tokens": None, "mean_answer_chars": 8000 + 1000 * (8 - k % 8)} for k in range(40)]
+    rows.append({"index": "q:skip", "answers": 32, "failed": 32, "undecided": 0, "pass_rate": None,
+                 "mean_answer_chars": None})
+    (tmp_path / "problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_script("bench/adaptive_sampling.py", "--from-run", tmp_path, "--fixed", 32, "--policies", "2:16",
+                     "--max-search", 64, "--out", tmp_path / "report.md", check=True).stdout
+    assert "a real run's measured pass rates and answer lengths" in out
+    report = (tmp_path / "report.md").read_text()
+    assert f"40 problems of {tmp_path}" in report and "hardest quartile (10)" in report, report
+    fixed_hard = float(next(line for line in report.splitlines() if line.startswith("| correct per problem"))
+                       .split("|")[2].split()[0])
+    # The hardest quartile holds the 10 problems at pass rate 0 and 1/8 (5 each): 32 x (0.016 + 0.136) / 2 = 2.4.
+    assert 1.2 < fixed_hard < 3.6, fixed_hard
+    (tmp_path / "problems.jsonl").write_text(json.dumps(rows[-1]) + "\n")
+    bad = run_script("bench/adaptive_sampling.py", "--from-run", tmp_path)
+    assert bad.returncode != 0 and "fewer than 4 problems" in bad.stderr
