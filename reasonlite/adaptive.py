@@ -372,6 +372,8 @@ class Adaptive:
 
         def close(p, reason):
             p.closed, p.item = reason, None
+            if p.spellings:  # its vote is counted (p.votes): keep memory to the open problems' answers
+                p.spellings = {}
             state["open"] -= 1
             bar.update(1)
             if bar.n % 16 == 0:
