@@ -204,14 +204,15 @@ def main():
     policies = [tuple(int(x) for x in item.split(":")) for item in args.policies.split(",")]
     if args.from_run:
         profile = run_profile(args.from_run, args.chars_per_token)
-        models = [("run", {"profile": profile})]
+        models = [("run", {"profile": profile}, f"{args.from_run}: measured pass rates and answer lengths")]
         source = (f"{len(profile)} problems of {args.from_run}, each with its measured pass rate (Jeffreys mean) "
                   "and mean answer length; answers drawn independently at that rate, lengths log-normal (sigma "
                   "0.35) around that mean, a wrong answer 1.3x a correct one")
     else:
-        models = [(name, {"lengths": name}) for name in args.lengths.split(",")]
+        models = [(name, {"lengths": name}, f"{name}: mean answer tokens {LENGTHS[name][0]} + {LENGTHS[name][1]} "
+                   "(1 - p)^2") for name in args.lengths.split(",")]
         source = f"{args.problems} problems (bench/stub_teacher.py make_problems, seed {args.seed})"
-    n = len(models[0][1].get("profile") or range(args.problems))
+    n = len(profile) if args.from_run else args.problems
     banner = BANNER_RUN if args.from_run else BANNER
     report = [f"**{banner}.**", "",
               f"{source}; fixed: {args.fixed} answers per problem; adaptive: first_round {args.first_round}, "
@@ -224,7 +225,7 @@ def main():
     hard = [problems[k]["index"] for k in by_difficulty[: n // 4]]
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as work:
-        for lengths, teacher_kw in models:
+        for lengths, teacher_kw, model in models:
             print(f"\nanswer lengths: {lengths}")
             fixed_rows = run_loop(work, problems, teacher_kw, args.fixed, 1, (10 ** 9, 10 ** 9), args.fixed,
                                   args.seed)
@@ -240,10 +241,6 @@ def main():
             # Every token of the budget on the hardest quartile alone, at its own cost per answer:
             ceiling = fixed["tokens"] / len(hard) / fixed["hard_tokens_per_answer"]
             share = fixed["hard_tokens"] / fixed["tokens"]
-            if lengths == "run":
-                model = f"{args.from_run}: measured pass rates and answer lengths"
-            else:
-                model = f"{lengths}: mean answer tokens {LENGTHS[lengths][0]} + {LENGTHS[lengths][1]} (1 - p)^2"
             title = f"{model}; the hardest quartile takes {share:.0%} of the fixed run's tokens"
             lines = [f"#### {title}", ""] + table(results, len(hard), args.fixed, 16) + [
                 "", f"Ceiling for any allocation treating the quartile's problems alike: {ceiling:.0f} answers per "
