@@ -56,7 +56,9 @@ SCHEMA = {
     # --- GPU path (#10) ---
     "full_cuda_graph": Field("bool", False),  # full CUDA graphs, spelled for the installed vLLM (vllm_flags.py)
     "max_num_seqs": Field("int", None, nullable=True),  # vLLM --max-num-seqs: sequences a server runs at once
-    "stream_interval": Field("int", None, nullable=True),  # vLLM --stream-interval (0.11.1+; left out before)
+    # vLLM --stream-interval on the servers we start (0.11.1+; left out before), and the request's own where a
+    # request is streamed (request_path); plain bodies, the default, need neither
+    "stream_interval": Field("int", None, nullable=True),
     "server_stagger": Field("float", None, nullable=True),  # seconds after the first server; default 30 GPU, 0 CPU
     # --- generation (seed) ---
     "mode": Field("infer|vote|judge|judge_vote", "infer"),
@@ -77,9 +79,14 @@ SCHEMA = {
     # Requests in flight per server; default: what the server runs at once (max_num_seqs x dp), else 256. More would
     # only wait in vLLM's queue, where the first-token timeout runs.
     "max_inflight_per_server": Field("int", None, nullable=True),
+    # auto: plain JSON bodies where a server's /metrics has vLLM's counters (liveness read from them), streamed
+    # requests where it has none; plain | stream force one path (reasonlite/client.py says why plain by default).
+    "request_path": Field("auto|plain|stream", "auto"),
     "request_timeout": Field("float", None, nullable=True),  # a cap on one attempt in total; none by default
-    "first_token_timeout": Field("float", 1800.0),  # seconds from sending a request to its first token
-    "stall_timeout": Field("float", 600.0),  # seconds a streaming answer may go without a token
+    "first_token_timeout": Field("float", 1800.0),  # streamed requests: seconds from sending to the first token
+    # seconds a server may go without counting a token while requests of ours are on it (a streamed request: without
+    # a chunk) before they are retried elsewhere
+    "stall_timeout": Field("float", 600.0),
     "drain_timeout": Field("float", 25.0),  # on SIGTERM: seconds to wait for answers in flight (Slurm waits 30)
     "max_retries": Field("int", 5),
     "retry_backoff": Field("float", 1.0),  # seconds before the first retry; doubles each time, up to 60

@@ -46,12 +46,14 @@ class LLM:
                                request_timeout=cfg.request_timeout, max_retries=cfg.max_retries,
                                first_token_timeout=cfg.first_token_timeout, stall_timeout=cfg.stall_timeout,
                                server_down_timeout=cfg.server_down_timeout, backoff_base=cfg.retry_backoff,
+                               request_path=cfg.request_path, stream_interval=cfg.stream_interval,
                                log=logger.warning)
         await self.pool.__aenter__()
         try:
             if self.wait:
                 await self.pool.wait_until_up(cfg.server_start_timeout, progress=logger.info)
             self.model = await self.pool.model_name()
+            logger.info(f"request path: {await self.pool.request_paths()}")
         except BaseException:
             await self.pool.__aexit__(None, None, None)
             raise

@@ -266,3 +266,170 @@ def test_api_key_is_sent_as_a_bearer_token():
             assert await p.post("/v1/completions", {}) == OK
         assert seen == ["Bearer s3cret"]
     run(main())
+
+
+# ---- the default path: plain bodies, liveness from the server's counters -------------------------------------------
+class Counters:
+    """A stub's vLLM counters at /metrics; `step` tokens are added at every read (a server making progress)."""
+
+    def __init__(self, step=0, running=0, hang=False):
+        self.tokens, self.step, self.running, self.hang, self.reads = 0, step, running, hang, 0
+
+    async def handler(self, request):
+        if self.hang:  # an API server that no longer answers
+            await asyncio.sleep(3600)
+        self.reads += 1
+        self.tokens += self.step
+        labels = '{engine="0",model_name="m"}'
+        return web.Response(text=f"# HELP x\nvllm:num_requests_running{labels} {self.running}.0\n"
+                                 f"vllm:num_requests_waiting{labels} 0.0\n"
+                                 f"vllm:prompt_tokens_total{labels} 10.0\n"
+                                 f"vllm:generation_tokens_total{labels} {float(self.tokens)}\n"
+                                 f"vllm:generation_tokens_created{labels} 1.7e9\n")
+
+
+@asynccontextmanager
+async def metered(*servers):
+    """Stub servers with /metrics: (completion handler, Counters) pairs; yields their URLs."""
+    runners, urls = [], []
+    for handler, counters in servers:
+        app = web.Application()
+        app.router.add_post("/v1/completions", handler)
+        app.router.add_get("/health", ok)
+        app.router.add_get("/metrics", counters.handler)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)  # handlers that hang are not waited for at the end
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        yield urls
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def hang(request):
+    await asyncio.sleep(3600)
+
+
+def test_each_server_gets_the_path_its_metrics_allow():
+    """vLLM's counters at /metrics: plain bodies (no stream keys, even if the caller set them); none: streamed."""
+    bodies = []
+
+    async def handler(request):
+        body = await request.json()
+        bodies.append(body)
+        if body.get("stream"):
+            return await sse(request, [piece("s", "stop")])
+        return web.json_response(OK)
+
+    async def main():
+        async with metered((handler, Counters())) as [plain_url], stubs(handler) as [stream_url]:
+            async with pool([plain_url]) as p:
+                assert "plain bodies, liveness from /metrics" in await p.request_paths()
+                assert await p.post("/v1/completions", {**STREAM, "stream": True}) == OK
+            async with pool([stream_url], stream_interval=64) as p:
+                assert "streamed requests (no vLLM counters" in await p.request_paths()
+                assert (await p.post("/v1/completions", STREAM))["choices"][0]["text"] == "s"
+            async with pool([plain_url], request_path="stream") as p:
+                await p.post("/v1/completions", STREAM)
+        assert "stream" not in bodies[0] and "stream_options" not in bodies[0]
+        assert bodies[1]["stream"] is True and bodies[1]["stream_interval"] == 64
+        assert bodies[2]["stream"] is True and "stream_interval" not in bodies[2]
+    run(main())
+
+
+def test_time_queued_on_a_server_that_makes_progress_is_never_a_timeout():
+    """An answer ten times the stall timeout long, its server's counters moving all along: never cut, no retry."""
+    async def slow(request):
+        await asyncio.sleep(1.5)
+        return web.json_response(OK)
+
+    async def main():
+        counters = Counters(step=1, running=1)
+        async with metered((slow, counters)) as [url], pool([url], request_timeout=None, stall_timeout=0.15) as p:
+            assert await p.post("/v1/completions", {"max_tokens": 1000}) == OK
+            assert p.retried == 0 and not p.faults
+        assert counters.reads >= 5  # the watchdog read the counters while the answer was on its way
+    run(main())
+
+
+@pytest.mark.parametrize("kind", ["hung engine", "hung API server"])
+def test_a_stalled_server_is_found_its_requests_retried_elsewhere_and_it_comes_back(kind):
+    """A hung engine answers /health and /metrics with counters that no longer move; a hung API server does not
+    answer /metrics at all. Either way its requests go to the other server, and it is routed around until its
+    counters move again."""
+    stuck = Counters(step=0, running=1)
+
+    async def main():
+        logged = []
+        async with metered((hang, stuck), (ok, Counters(step=1))) as [bad, good], \
+                pool([bad, good], max_inflight_per_server=1, request_timeout=None, stall_timeout=0.3,
+                     log=logged.append) as p:
+            await p.request_paths()
+            stuck.hang = kind == "hung API server"  # it hangs once in use
+            results = await asyncio.wait_for(
+                asyncio.gather(*(p.post("/v1/completions", {"max_tokens": 10}) for _ in range(2))), 30)
+            assert results == [OK, OK]
+            assert p.faults == {"stall timeout": 1} and p.retried == 1
+            assert any(bad in m and "retrying them and routing around it" in m for m in logged), logged
+            down = p.servers[0]
+            assert not down.up
+            await asyncio.sleep(1.5)
+            assert not down.up  # still no progress: still routed around
+            stuck.hang, stuck.step = False, 5  # it moves again
+            for _ in range(100):
+                if down.up:
+                    break
+                await asyncio.sleep(0.1)
+            assert down.up and any(m == f"server {bad} is back" for m in logged), logged
+    run(main())
+
+
+def test_a_lost_request_is_retried_once_its_server_has_done_far_more_than_it_could_need():
+    calls = []
+
+    async def first_lost(request):
+        calls.append(1)
+        if len(calls) == 1:  # held somewhere on the way while the server works on others
+            await asyncio.sleep(3600)
+        return web.json_response(OK)
+
+    async def main():
+        async with metered((first_lost, Counters(step=500, running=1))) as [url], \
+                pool([url], request_timeout=None, stall_timeout=0.3) as p:
+            assert await asyncio.wait_for(p.post("/v1/completions", {"max_tokens": 4}), 30) == OK
+            assert p.faults == {"lost request": 1}
+    run(main())
+
+
+def test_a_stream_costs_no_task_or_timer_per_line():
+    """500 chunks through the stream path: tasks and timers stay a handful (the attempt, the watchdog's ticks)."""
+    async def handler(request):
+        return await sse(request, [piece("x") for _ in range(499)] + [piece("y", "stop"), USAGE])
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        created, timers = [0], [0]
+        loop.set_task_factory(lambda lp, coro, **kw: (created.__setitem__(0, created[0] + 1),
+                                                      asyncio.Task(coro, loop=lp, **kw))[1])
+        call_at = loop.call_at
+        loop.call_at = lambda *a, **kw: (timers.__setitem__(0, timers[0] + 1), call_at(*a, **kw))[1]
+        async with stubs(handler) as [url], pool([url], request_path="stream", stall_timeout=60) as p:
+            created[0] = timers[0] = 0
+            data = await p.post("/v1/completions", STREAM)
+        assert data["choices"][0]["text"] == "x" * 499 + "y"
+        assert created[0] <= 20 and timers[0] <= 20, (created[0], timers[0])  # the stub server's own included
+    run(main())
+
+
+def test_read_counters_sums_every_engine_and_ignores_other_metrics():
+    from reasonlite.client import read_counters
+    page = (b'vllm:generation_tokens_total{engine="0",model_name="m"} 10.0\n'
+            b'vllm:generation_tokens_total{engine="1",model_name="m"} 5.0\n'
+            b'vllm:generation_tokens_created{engine="0",model_name="m"} 1.7e9\n'
+            b'vllm:num_requests_running{engine="0"} 3.0\nvllm:num_requests_running{engine="1"} 1.0\n')
+    assert read_counters(page) == {"generation_tokens_total": 15.0, "num_requests_running": 4.0}
+    assert read_counters(b"# a server without vLLM's counters\nprocess_cpu_seconds_total 1.0\n") is None

@@ -40,9 +40,13 @@ def assert_each_index_once(folder, expected, finished=lambda r: True):
 
 def test_a_run_at_20_percent_faults_answers_every_record(server, make_config, tmp_path):
     base = write_info(tmp_path / "exp", PROBLEMS)
-    # seed 2: the proxy's first 40 draws at 30% hold every kind of fault, bad bodies and mid-stream stalls included
-    with proxy(server["port"], fail=0.3, stall=4, seed=2, stats=tmp_path / "stats.json") as port:
-        cfg = make_config(port_base=port, num_answer=16, first_token_timeout=1.5, stall_timeout=1.5,
+    # seed 149: the proxy's first 20 draws at 30% hold every kind of fault: bad bodies, the whole server stalled
+    # before and during an answer, a lost request. The client takes its default path (plain bodies: the proxy
+    # passes vLLM's /metrics through), so every stall is found from the server's counters, not from a stream.
+    # A stall stops the whole server (every request in flight waits it out), so the run's length is mostly the
+    # stalls': keep them short.
+    with proxy(server["port"], fail=0.3, stall=2, seed=149, stats=tmp_path / "stats.json") as port:
+        cfg = make_config(port_base=port, num_answer=16, first_token_timeout=0.75, stall_timeout=0.75,
                           retry_backoff=0.05, max_retries=10)
         proc = run_script("infer.py", "-c", cfg, "-m", "infer", "-s", "flaky", timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -53,6 +57,7 @@ def test_a_run_at_20_percent_faults_answers_every_record(server, make_config, tm
     # the summary counts what was retried, by kind
     summary = [line for line in proc.stderr.splitlines() if "retried faults:" in line]
     assert summary and "bad body" in summary[0] and "stall timeout" in summary[0], proc.stderr
+    assert "request path: plain bodies, liveness from /metrics" in proc.stderr
     # same answers as without faults: a retried request is the same seeded request
     clean = write_info(tmp_path / "clean", PROBLEMS)
     clean_cfg = make_config(base_data_path=str(clean), num_answer=16)

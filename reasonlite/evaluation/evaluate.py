@@ -158,7 +158,7 @@ async def _generate_server(opts, todo, append, stop):
     progress = Progress(len(todo))
     stop.install_in(asyncio.get_running_loop())
     async with ServerPool(urls, api_key=api_key(opts), max_inflight_per_server=opts["max_inflight_per_server"],
-                          log=logger.warning) as pool:
+                          request_path=opts["request_path"], log=logger.warning) as pool:
         await pool.wait_until_up(SERVER_WAIT_S, progress=logger.info)
         model = await pool.model_name()
         # The servers' context caps each request: vLLM refuses a max_tokens above it (0.32 and others) or beyond
@@ -166,7 +166,8 @@ async def _generate_server(opts, todo, append, stop):
         context = opts["engine_max_model_len"] or getattr(pool, "max_model_len", None)
         if context:
             check_context(dict((p["idx"], p) for p, _ in todo).values(), context, "the servers' max_model_len")
-        logger.info(f"generating {len(todo)} samples with {model} at {', '.join(urls)}")
+        logger.info(f"generating {len(todo)} samples with {model} at {', '.join(urls)} "
+                    f"({await pool.request_paths()})")
         queue = iter(todo)  # shared by the workers; one event loop, so each sample is taken once
 
         async def worker():

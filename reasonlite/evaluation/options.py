@@ -59,6 +59,9 @@ OPTIONS = {
                                            "engine"),
     "api_key_env": Field("str", None, True, "ours: environment variable holding the servers' API key"),
     "max_inflight_per_server": Field("int", 64, True, "ours: requests in flight per server"),
+    "request_path": Field("auto|plain|stream", "auto", True, "ours: with server_url, plain JSON bodies where a "
+                                                             "server's /metrics has vLLM's counters (auto), or one "
+                                                             "path for all (reasonlite/client.py)"),
     "problem_key": Field("str", None, True, "ours: column of the problem text (default: the data_id's)"),
     "answer_key": Field("str", None, True, "ours: column of the gold answer (default: the data_id's)"),
     "choices_key": Field("str", None, True, "ours: column holding a multiple-choice problem's options as a list; "
