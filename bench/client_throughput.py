@@ -1,16 +1,21 @@
-"""Requests per second and peak memory of the project's client against a seed-style threaded client, same run.
+"""Tokens/s and client CPU of the project's client at the seed's scale, on stub servers, against the seed's client.
 
-    python3 bench/client_throughput.py [--requests 20000] [--slots 256]
+    python3 bench/client_throughput.py [--servers 8] [--slots 1024] [--tokens 128] [--requests 8192]
 
-Local stub OpenAI servers (bench/stub_server.py) answer at once, so what is measured is the client. The same M
-infer-style /v1/completions requests go through
-  (a) the project's client: reasonlite.client.ServerPool, one asyncio process, `slots` requests in flight per server,
-      each request streamed as infer.py streams it (first-token and stall timeouts need the stream), and once more
-      plain (one JSON body per answer, as the seed's requests);
-  (b) the seed's way: a thread per slot, each posting with `requests` to its server and handing results back
-      through a queue.Queue (ReasonLite's infer.py).
-Each client runs in its own process, which reports its own peak RSS. Then, with 8 stub servers, it shows how the
-project's client spreads the load (each server's share against the mean), and that a slow server gets less.
+Stub OpenAI servers (bench/stub_server.py, every one in a single process of its own) answer at once, so what is
+measured is the client: with the defaults, 8 servers x 1024 requests in flight, the seed's scale, every answer
+--tokens tokens long. A stub sends a streamed answer as vLLM does without a stream interval, one server-sent event
+per token, and a plain one as one JSON body; its /metrics carries vLLM's counters, so the project's client takes the
+path it takes on vLLM. The same infer-style /v1/completions requests go through
+  default     reasonlite.client.ServerPool as infer.py uses it (request_path auto: plain bodies, liveness from
+              /metrics)
+  per-token   ServerPool with request_path stream: one event per token (the project's old default)
+  seed        the seed's way: a thread per slot, each posting with `requests`, results through a queue.Queue
+Each client runs in a process of its own and reports its own CPU seconds (user + system) and peak RSS. On a
+machine of two cores the stubs have one and the client the other; a per-token stream keeps the stubs' core busy
+too, so its tokens/s is the stubs' as much as the client's, while its client CPU per million tokens is the client's
+alone. Then, with 8 stubs, it shows how the project's client spreads the load (each server's share against the
+mean), and that a slow server gets less. What the paths cost a real server is bench/generation_throughput.py's.
 """
 import argparse
 import asyncio
@@ -25,42 +30,39 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
 PAYLOAD = {"model": "stub", "prompt": "<|start|>user<|message|>What is 6 x 7?<|end|><|start|>assistant", "echo": True,
            "seed": 0, "n": 1, "temperature": 0.8, "top_p": 1.0, "max_tokens": 30000, "skip_special_tokens": False,
            "stop": ["<|endoftext|>", "<|return|>"]}
+PATHS = ("default", "per-token", "seed")
 
 
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024
 
 
-STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+def tokens_of(results):
+    return sum((r.get("usage") or {}).get("completion_tokens") or 0 for r in results if r)
 
 
-def run_project(urls, n, slots, stream=True):
+def run_project(urls, n, slots, path):
     from reasonlite.client import ServerPool
-    extra = STREAM if stream else {}
 
     async def main():
-        async with ServerPool(urls, max_inflight_per_server=slots, log=lambda m: None) as pool:
-            q = asyncio.Queue(maxsize=2 * pool.total_slots)
-            done = []
-
-            async def produce():
-                for i in range(n):
-                    await q.put(dict(PAYLOAD, seed=i, **extra))
-                for _ in range(pool.total_slots):
-                    await q.put(None)
+        async with ServerPool(urls, max_inflight_per_server=slots, log=lambda m: None,
+                              request_path="stream" if path == "per-token" else "auto") as pool:
+            described = await pool.request_paths()
+            todo = iter(range(n))
+            results = []
 
             async def work():
-                while (p := await q.get()) is not None:
-                    r = await pool.post("/v1/completions", p)
-                    done.append(r is not None)
+                for i in todo:
+                    results.append(await pool.post("/v1/completions", dict(PAYLOAD, seed=i)))
 
-            t = time.perf_counter()
-            await asyncio.gather(produce(), *(work() for _ in range(pool.total_slots)))
-            return time.perf_counter() - t, sum(done), {s.url: s.sent for s in pool.servers}
+            c0, t = usage()[0], time.perf_counter()
+            await asyncio.gather(*(work() for _ in range(pool.total_slots)))
+            return (time.perf_counter() - t, usage()[0] - c0, results, {s.url: s.sent for s in pool.servers},
+                    described)
 
     return asyncio.run(main())
 
@@ -83,33 +85,40 @@ def run_threaded(urls, n, slots):
             except requests.RequestException:
                 outq.put(None)
 
+    threading.stack_size(256 * 1024)  # 8192 threads: the default 8 MB of address space each is not needed
     threads = [threading.Thread(target=worker, args=(u,)) for u in urls for _ in range(slots)]
-    t = time.perf_counter()
+    c0, t = usage()[0], time.perf_counter()
     for th in threads:
         th.start()
-    ok = sum(outq.get() is not None for _ in range(n))
+    results = [outq.get() for _ in range(n)]
     for th in threads:
         th.join()
-    return time.perf_counter() - t, ok, {}
+    return time.perf_counter() - t, usage()[0] - c0, results, {}, "a thread per slot, requests"
 
 
-def free_port():
-    with socket.socket() as s:
+def free_ports(k):
+    socks = [socket.socket() for _ in range(k)]
+    for s in socks:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 class Stubs:
-    """Stub servers in subprocesses; delays[i] is server i's seconds per answer."""
+    """Stub servers; delays[i] is server i's seconds per answer. Equal delays share one process."""
 
-    def __init__(self, delays):
-        self.ports = [free_port() for _ in delays]
-        self.stats = [Path(f"/tmp/stub_{p}.json") for p in self.ports]
-        self.procs = [subprocess.Popen([sys.executable, str(ROOT / "bench/stub_server.py"), "--port", str(p),
-                                        "--delay", str(d), "--stats", str(s)], stdout=subprocess.DEVNULL)
-                      for p, d, s in zip(self.ports, delays, self.stats)]
+    def __init__(self, delays, tokens=0):
+        self.ports = free_ports(len(delays))
+        groups = {}
+        for port, delay in zip(self.ports, delays):
+            groups.setdefault(delay, []).append(port)
+        self.procs = [subprocess.Popen([sys.executable, str(ROOT / "bench/stub_server.py"), "--port",
+                                        ",".join(map(str, ports)), "--delay", str(delay), "--tokens", str(tokens)],
+                                       stdout=subprocess.DEVNULL) for delay, ports in groups.items()]
         for p in self.ports:
-            for _ in range(100):
+            for _ in range(200):
                 try:
                     socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
                     break
@@ -123,56 +132,63 @@ class Stubs:
             p.wait()
 
 
-def client(kind, urls, n, slots):
+def client(path, urls, n, slots):
     """Run one client in a fresh process; returns its report."""
-    out = subprocess.run([sys.executable, __file__, "--_client", kind, "--urls", ",".join(urls), "--requests",
-                          str(n), "--slots", str(slots)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, __file__, "--_client", path, "--urls", ",".join(urls), "--requests",
+                          str(n), "--slots", str(slots)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"error: the {path} client failed: {out.stderr.strip().splitlines()[-3:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--slots", type=int, default=256, help="requests in flight per server")
+    parser.add_argument("--servers", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=1024, help="requests in flight per server")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens in every answer")
+    parser.add_argument("--requests", type=int, default=8192)
+    parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--_client", help=argparse.SUPPRESS)
     parser.add_argument("--urls", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args._client:  # inside the measured process
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         urls = args.urls.split(",")
-        if args._client == "threaded":
-            secs, ok, sent = run_threaded(urls, args.requests, args.slots)
+        if args._client == "seed":
+            secs, cpu, results, sent, described = run_threaded(urls, args.requests, args.slots)
         else:
-            secs, ok, sent = run_project(urls, args.requests, args.slots, stream=args._client == "project")
-        print(json.dumps({"seconds": secs, "ok": ok, "rss_mb": peak_rss_mb(), "sent": sent}))
+            secs, cpu, results, sent, described = run_project(urls, args.requests, args.slots, args._client)
+        print(json.dumps({"seconds": secs, "cpu": cpu, "ok": sum(r is not None for r in results),
+                          "tokens": tokens_of(results), "rss_mb": usage()[1], "sent": sent, "path": described}))
         return
 
-    stubs = Stubs([0.0])
+    n = args.requests
+    stubs = Stubs([0.0] * args.servers, tokens=args.tokens)
     try:
-        ours = client("project", stubs.urls, args.requests, args.slots)
-        plain = client("project-plain", stubs.urls, args.requests, args.slots)
-        seed = client("threaded", stubs.urls, args.requests, args.slots)
+        reports = {path: client(path, stubs.urls, n, args.slots) for path in args.paths.split(",")}
     finally:
         stubs.close()
-    n = args.requests
-    print(f"{n} requests to 1 stub server, {args.slots} in flight")
-    for name, r in (("project, streamed (infer.py)", ours), ("project, plain bodies", plain),
-                    ("seed-style (thread per slot)", seed)):
-        print(f"  {name:30s} {n / r['seconds']:8.0f} req/s  peak RSS {r['rss_mb']:6.0f} MB  ({r['ok']} ok)")
-    print(f"  ratio, streamed: {seed['seconds'] / ours['seconds']:.1f}x the seed-style requests/s, "
-          f"{seed['rss_mb'] / ours['rss_mb']:.1f}x less memory; plain: {seed['seconds'] / plain['seconds']:.1f}x")
+    print(f"{n} answers of {args.tokens} tokens from {args.servers} stub servers (one process), {args.slots} in "
+          f"flight on each")
+    print("| client | tokens/s | client CPU s | CPU s per M tokens | peak RSS MB | answers |")
+    print("|---|---|---|---|---|---|")
+    for path, r in reports.items():
+        print(f"| {path}: {r['path']} | {r['tokens'] / r['seconds']:,.0f} | {r['cpu']:.1f} | "
+              f"{r['cpu'] / max(r['tokens'], 1) * 1e6:.1f} | {r['rss_mb']:.0f} | {r['ok']}/{n} |")
 
     for label, delays in (("8 equal servers", [0.002] * 8), ("8 servers, the first 10x slower", [0.02] + [0.002] * 7)):
         stubs = Stubs(delays)
         try:
-            r = client("project", stubs.urls, args.requests, max(1, args.slots // 8))
+            r = client("default", stubs.urls, 20000, 32)
         finally:
             stubs.close()
         shares = [r["sent"][u] for u in stubs.urls]
         others = shares[1:] if delays[0] != delays[1] else shares
         mean = sum(others) / len(others)
         spread = max(abs(s - mean) / mean for s in others)
-        print(f"{label}: {n / r['seconds']:.0f} req/s; requests per server {shares}; "
+        print(f"{label}: {20000 / r['seconds']:.0f} req/s; requests per server {shares}; "
               f"{'servers 2-8' if others is not shares else 'every server'} within {spread:.1%} of their mean"
               + (f"; the slow one got {shares[0] / mean:.0%} of it" if others is not shares else ""))
 

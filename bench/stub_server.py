@@ -227,7 +227,8 @@ def make_app(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", required=True, help="a port, or several comma-separated: one stub server on each, "
+                                                       "all in this process")
     parser.add_argument("--upstream", help="forward to this server instead of answering")
     parser.add_argument("--fail", type=float, default=0.0, help="share of /v1 requests that get a fault")
     parser.add_argument("--stall", type=float, default=30.0, help="seconds a stalled request hangs")
@@ -247,9 +248,32 @@ def main():
         parser.error(f"unknown fault kinds: {', '.join(sorted(unknown))}")
     if args.upstream:
         args.upstream = args.upstream.rstrip("/")
-    # handle_signals: SIGTERM ends the server through its cleanup, so the stats file is written.
-    web.run_app(make_app(args), host=args.host, port=args.port, print=None, access_log=None,
-                handle_signals=True)
+    ports = [int(p) for p in args.port.split(",") if p]
+    if len(ports) == 1:
+        # handle_signals: SIGTERM ends the server through its cleanup, so the stats file is written.
+        web.run_app(make_app(args), host=args.host, port=ports[0], print=None, access_log=None,
+                    handle_signals=True, backlog=4096)
+        return
+    if args.stats:
+        parser.error("--stats takes one port")
+    asyncio.run(serve_many(args, ports))
+
+
+async def serve_many(args, ports):
+    """One stub server per port in this one process (a benchmark's fleet on one core), until SIGTERM or SIGINT."""
+    import signal
+    runners = []
+    for port in ports:
+        runner = web.AppRunner(make_app(args), access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        await web.TCPSite(runner, args.host, port, backlog=4096).start()
+        runners.append(runner)
+    done = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, done.set)
+    await done.wait()
+    for runner in runners:
+        await runner.cleanup()
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ OpenAI-compatible server sends) are retried with exponential backoff and jitter,
 other 4xx answers (a prompt longer than the context, say) are not retried.
 
 The request path: plain JSON bodies, liveness read from the server. Streaming each token, which this client did
-before, costs the server throughput that the seed's plain requests do not: measured on a real vLLM server with
-256 answers in flight, per-token streams gave 0.5-0.75x the tokens/s of plain bodies, and even vLLM 0.32's
-per-request `stream_interval` (first and last chunk only) gave about 0.93x (bench/generation_throughput.py); the
-ROCm image's vLLM of August 2025 has no stream interval at all. So an answer is one plain body, whatever its
-length, and what streaming was for comes from the server's own counters instead: vLLM's /metrics
+before, costs throughput that the seed's plain requests do not: on a real vLLM server with 256 answers in flight,
+per-token streams gave 0.65x the tokens/s of plain bodies and cost the client 58 s of CPU per million tokens
+(bench/generation_throughput.py; vLLM's own write-up of --stream-interval measured +57% for gpt-oss at 1024 in
+flight on GPUs). vLLM 0.32's per-request `stream_interval` would save most of that, but the seed's ROCm image
+(vLLM of August 2025) has no stream interval at all, and a stream still costs a wake-up per chunk here. So an
+answer is one plain body, whatever its length, and what streaming was for comes from the server's own counters
+instead: vLLM's /metrics
 (`vllm:generation_tokens_total`, `vllm:prompt_tokens_total`, `vllm:num_requests_running`/`_waiting`, in every vLLM
 the project supports), read every few seconds while requests of ours are in flight there, never per request.
 - Time queued is never a timeout: a request waits, in vLLM's queue or here for a free slot, as long as its server
@@ -433,7 +435,9 @@ class ServerPool:
                     server.progress_at = None
                     continue
                 self._check_streams(server, now)
-                if not server.up or not any(not a.stream for a in server.attempts):
+                # A server already routed around (it refused a connection) is still watched: the requests it had
+                # may hang on a host that is gone.
+                if not any(not a.stream for a in server.attempts):
                     continue
                 if server.progress_at is None:
                     server.progress_at = now

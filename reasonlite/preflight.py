@@ -111,6 +111,44 @@ def disk(report, folder, estimate, what):
                        f"{free / 1e9:.1f} GB are free at {existing}")
 
 
+def request_plan(request_path, features, vllm_args=(), stream_interval=None, first_token_timeout=None,
+                 stall_timeout=None, ours=True):
+    """In words: the request path and liveness check the clients will give each server (reasonlite/client.py).
+
+    `ours`: the servers are started by this config, so whether they export vLLM's counters is known from their
+    flags (--disable-log-stats turns them off); otherwise each server says so when first used.
+    """
+    stall = f"{stall_timeout:.0f} s" if stall_timeout else "stall_timeout"
+    counters = ("plain JSON bodies, as the seed's requests; liveness from each server's /metrics (vLLM's token "
+                f"counters, read every few seconds): a server that counts no token for {stall} while requests of "
+                "ours are on it is routed around and its requests retried")
+    if features.version is None:
+        interval = "the request's stream_interval if the server's vLLM has it"
+    elif features.stream_interval:
+        interval = (f"stream_interval {stream_interval} tokens per chunk" if stream_interval else
+                    "one chunk per token (set stream_interval: this vLLM has it)")
+    else:
+        interval = f"one chunk per token (vLLM {features.version} has no stream_interval)"
+    streamed = (f"streamed requests, {interval}; per-request timeouts: first token within "
+                f"{first_token_timeout or 'first_token_timeout'} s, then a chunk within {stall}")
+    silent = ours and "--disable-log-stats" in vllm_args
+    if request_path == "stream":
+        return streamed + " (request_path: stream)"
+    if request_path == "plain":
+        if silent:
+            return ("plain JSON bodies; liveness from /health only, since --disable-log-stats turns off vLLM's "
+                    "counters: an engine that hangs while /health answers is not found (drop the flag)")
+        return counters + " (request_path: plain)"
+    if silent:
+        return f"{streamed}, because --disable-log-stats turns off the counters plain bodies are watched by"
+    if not ours:
+        return (f"chosen per server when first used: {counters}; where /metrics has no vLLM counters, "
+                f"{streamed}")
+    return counters + (f" (vLLM {features.version} exports them)" if features.version else
+                       " (no vLLM here: each server is asked when first used; one without the counters gets "
+                       "streamed requests)")
+
+
 def _show(report, argv, env):
     changed, removed = devices.env_changes(env)
     report.say("  " + shlex.join(argv))
@@ -167,6 +205,9 @@ def check_pipeline(cfg, command="serve", out=print):
     report.section("clients")
     report.say(f"{len(urls)} servers ({', '.join(urls[:3])}{', ...' if len(urls) > 3 else ''}), up to "
                f"{cfg.max_inflight_per_server} requests in flight on each")
+    report.say("request path of every server: " + request_plan(
+        cfg.request_path, features, cfg.vllm_args, cfg.stream_interval, cfg.first_token_timeout,
+        cfg.stall_timeout))
     running_at_once = (cfg.max_num_seqs or 0) * cfg.dp
     if running_at_once and cfg.max_inflight_per_server > running_at_once:
         report.say(f"note: {cfg.max_inflight_per_server - running_at_once} of them per server wait in vLLM's queue "
@@ -258,6 +299,7 @@ def check_eval(tasks, gpus, run_dir, device, env_for, command, out=print):
             urls = [u.strip() for u in opts["server_url"].split(",") if u.strip()]
             inflight = max(inflight, len(urls) * opts["max_inflight_per_server"])
             report.say(f"{task['name']}: sends to {', '.join(urls)} (no request now)")
+            report.say("  request path: " + request_plan(opts["request_path"], features, ours=False))
             _show(report, command(task), env_for(task, []))
         else:
             held = gpus[:opts["tensor_parallel_size"]]

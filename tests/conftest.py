@@ -76,7 +76,7 @@ def stub_server(host="127.0.0.1", port=None, **flags):
             argv += [f"--{key.replace('_', '-')}", str(value)]
     p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_health(f"http://{host}:{port}")
+        wait_for_health(f"http://{host}:{str(port).split(',')[0]}")  # several ports: one process, up together
         yield port
     finally:
         p.send_signal(signal.SIGTERM)

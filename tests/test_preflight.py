@@ -154,3 +154,31 @@ def test_the_three_commands(tmp_path):
     assert [l for l in proc.stderr.splitlines() if l.startswith("error:")] == [
         "error: GPU 2,3,4,5,6,7 named, but 2 are visible (ids 0-1, faked by REASONLITE_FAKE_GPUS)"]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", ["oss.yaml", "oss_rocm.yaml"])
+def test_check_says_which_request_path_the_servers_get(path, tmp_path, monkeypatch):
+    """The seed's configs: plain bodies watched by vLLM's counters, with the installed vLLM named; with the
+    counters turned off, streamed requests and their timeouts instead."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("REASONLITE_FAKE_GPUS", "8")
+    _, lines, _ = check(load(ROOT / "config" / path, tmp_path), "serve")
+    [line] = [x for x in lines if "request path of every server:" in x]
+    version = preflight.vllm_flags.installed().version
+    assert "plain JSON bodies" in line and "/metrics" in line and f"vLLM {version} exports them" in line
+    _, lines, _ = check(load(ROOT / "config" / path, tmp_path, vllm_args=["--disable-log-stats"],
+                             stream_interval=64), "serve")
+    [line] = [x for x in lines if "request path of every server:" in x]
+    assert line.strip().startswith("request path of every server: streamed requests, stream_interval 64 tokens")
+    assert "--disable-log-stats turns off the counters" in line
+
+
+def test_request_plan_follows_the_vllm_release():
+    old, new = preflight.vllm_flags.for_version("0.10.1"), preflight.vllm_flags.for_version("0.32.0")
+    assert "one chunk per token (vLLM 0.10.1 has no stream_interval)" in preflight.request_plan(
+        "stream", old, stream_interval=64)
+    assert "stream_interval 64 tokens per chunk" in preflight.request_plan("stream", new, stream_interval=64)
+    assert "/metrics" in preflight.request_plan("auto", old) and "0.10.1 exports them" in preflight.request_plan(
+        "auto", old)
+    assert "from /health only" in preflight.request_plan("plain", new, ["--disable-log-stats"])
+    assert preflight.request_plan("auto", new, ours=False).startswith("chosen per server when first used")
