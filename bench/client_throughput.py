@@ -67,11 +67,13 @@ def run_project(urls, n, slots, path):
     return asyncio.run(main())
 
 
-def run_threaded(urls, n, slots):
+def seed_client(urls, payloads, slots):
+    """The seed's client: `slots` threads per server, each posting with `requests` and handing results back through a
+    queue.Queue. (seconds, CPU seconds, results) for the payloads."""
     import requests
     inq, outq = queue.Queue(), queue.Queue()
-    for i in range(n):
-        inq.put(dict(PAYLOAD, seed=i))
+    for p in payloads:
+        inq.put(p)
 
     def worker(url):
         session = requests.Session()
@@ -81,7 +83,8 @@ def run_threaded(urls, n, slots):
             except queue.Empty:
                 return
             try:
-                outq.put(session.post(url + "/v1/completions", json=p, timeout=600).json())
+                r = session.post(url + "/v1/completions", json=p, timeout=3600)
+                outq.put(r.json() if r.status_code == 200 else None)
             except requests.RequestException:
                 outq.put(None)
 
@@ -90,10 +93,10 @@ def run_threaded(urls, n, slots):
     c0, t = usage()[0], time.perf_counter()
     for th in threads:
         th.start()
-    results = [outq.get() for _ in range(n)]
+    results = [outq.get() for _ in range(len(payloads))]
     for th in threads:
         th.join()
-    return time.perf_counter() - t, usage()[0] - c0, results, {}, "a thread per slot, requests"
+    return time.perf_counter() - t, usage()[0] - c0, results
 
 
 def free_ports(k):
@@ -157,7 +160,8 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         urls = args.urls.split(",")
         if args._client == "seed":
-            secs, cpu, results, sent, described = run_threaded(urls, args.requests, args.slots)
+            secs, cpu, results = seed_client(urls, [dict(PAYLOAD, seed=i) for i in range(args.requests)], args.slots)
+            sent, described = {}, "a thread per slot, requests"
         else:
             secs, cpu, results, sent, described = run_project(urls, args.requests, args.slots, args._client)
         print(json.dumps({"seconds": secs, "cpu": cpu, "ok": sum(r is not None for r in results),

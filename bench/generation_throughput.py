@@ -24,13 +24,11 @@ import argparse
 import asyncio
 import json
 import os
-import queue
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -79,39 +77,12 @@ async def run_plain(url, model, n, slots, tokens):
         return time.perf_counter() - t0, cpu_seconds() - c0, results, "plain JSON bodies, no liveness"
 
 
-def run_seed(url, model, n, slots, tokens):
-    import requests
-    inq, outq = queue.Queue(), queue.Queue()
-    for i in range(n):
-        inq.put(payload(model, i, tokens))
-
-    def worker():
-        session = requests.Session()
-        while True:
-            try:
-                p = inq.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                r = session.post(url + "/v1/completions", json=p, timeout=3600)
-                outq.put(r.json() if r.status_code == 200 else None)
-            except requests.RequestException:
-                outq.put(None)
-
-    threads = [threading.Thread(target=worker) for _ in range(slots)]
-    c0, t0 = cpu_seconds(), time.perf_counter()
-    for th in threads:
-        th.start()
-    results = [outq.get() for _ in range(n)]
-    for th in threads:
-        th.join()
-    return time.perf_counter() - t0, cpu_seconds() - c0, results, "a thread per slot, requests"
-
-
 def measure(path, url, model, n, slots, tokens):
     """Inside the measured process: one path's run, as a JSON line."""
     if path == "seed":
-        secs, cpu, results, described = run_seed(url, model, n, slots, tokens)
+        from client_throughput import seed_client  # bench/ is on the path (the script's folder)
+        secs, cpu, results = seed_client([url], [payload(model, i, tokens) for i in range(n)], slots)
+        described = "a thread per slot, requests"
     elif path == "plain":
         secs, cpu, results, described = asyncio.run(run_plain(url, model, n, slots, tokens))
     else:

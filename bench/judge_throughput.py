@@ -16,7 +16,7 @@ import random
 import time
 
 
-from bench.make_synthetic import gold_and_variants, record
+from make_synthetic import gold_and_variants, record  # bench/ is on the path (the script's folder)
 from reasonlite.grader import Grader, extract_answer
 
 

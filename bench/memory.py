@@ -19,7 +19,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from bench.make_synthetic import write as write_synthetic
+from make_synthetic import write as write_synthetic  # bench/ is on the path (the script's folder)
 
 
 def peak_rss(argv, env=None):

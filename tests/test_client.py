@@ -22,13 +22,17 @@ async def ok(request):
 
 @asynccontextmanager
 async def stubs(*handlers, port=None):
-    """One stub server per handler (POST /v1/completions, GET /health); yields their URLs."""
+    """One stub server per handler (POST /v1/completions, GET /health); yields their URLs. A (handler, Counters)
+    pair also serves vLLM's counters at /metrics."""
     runners, urls = [], []
     for handler in handlers:
+        handler, counters = handler if isinstance(handler, tuple) else (handler, None)
         app = web.Application()
         app.router.add_post("/v1/completions", handler)
         app.router.add_get("/health", ok)
-        runner = web.AppRunner(app)
+        if counters is not None:
+            app.router.add_get("/metrics", counters.handler)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)  # handlers that hang are not waited for at the end
         await runner.setup()
         p = port or free_port()
         await web.TCPSite(runner, "127.0.0.1", p).start()
@@ -288,28 +292,6 @@ class Counters:
                                  f"vllm:generation_tokens_created{labels} 1.7e9\n")
 
 
-@asynccontextmanager
-async def metered(*servers):
-    """Stub servers with /metrics: (completion handler, Counters) pairs; yields their URLs."""
-    runners, urls = [], []
-    for handler, counters in servers:
-        app = web.Application()
-        app.router.add_post("/v1/completions", handler)
-        app.router.add_get("/health", ok)
-        app.router.add_get("/metrics", counters.handler)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)  # handlers that hang are not waited for at the end
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        yield urls
-    finally:
-        for runner in runners:
-            await runner.cleanup()
-
-
 async def hang(request):
     await asyncio.sleep(3600)
 
@@ -326,7 +308,7 @@ def test_each_server_gets_the_path_its_metrics_allow():
         return web.json_response(OK)
 
     async def main():
-        async with metered((handler, Counters())) as [plain_url], stubs(handler) as [stream_url]:
+        async with stubs((handler, Counters())) as [plain_url], stubs(handler) as [stream_url]:
             async with pool([plain_url]) as p:
                 assert "plain bodies, liveness from /metrics" in await p.request_paths()
                 assert await p.post("/v1/completions", {**STREAM, "stream": True}) == OK
@@ -349,7 +331,7 @@ def test_time_queued_on_a_server_that_makes_progress_is_never_a_timeout():
 
     async def main():
         counters = Counters(step=1, running=1)
-        async with metered((slow, counters)) as [url], pool([url], request_timeout=None, stall_timeout=0.15) as p:
+        async with stubs((slow, counters)) as [url], pool([url], request_timeout=None, stall_timeout=0.15) as p:
             assert await p.post("/v1/completions", {"max_tokens": 1000}) == OK
             assert p.retried == 0 and not p.faults
         assert counters.reads >= 5  # the watchdog read the counters while the answer was on its way
@@ -365,7 +347,7 @@ def test_a_stalled_server_is_found_its_requests_retried_elsewhere_and_it_comes_b
 
     async def main():
         logged = []
-        async with metered((hang, stuck), (ok, Counters(step=1))) as [bad, good], \
+        async with stubs((hang, stuck), (ok, Counters(step=1))) as [bad, good], \
                 pool([bad, good], max_inflight_per_server=1, request_timeout=None, stall_timeout=0.3,
                      log=logged.append) as p:
             await p.request_paths()
@@ -398,7 +380,7 @@ def test_a_lost_request_is_retried_once_its_server_has_done_far_more_than_it_cou
         return web.json_response(OK)
 
     async def main():
-        async with metered((first_lost, Counters(step=500, running=1))) as [url], \
+        async with stubs((first_lost, Counters(step=500, running=1))) as [url], \
                 pool([url], request_timeout=None, stall_timeout=0.3) as p:
             assert await asyncio.wait_for(p.post("/v1/completions", {"max_tokens": 4}), 30) == OK
             assert p.faults == {"lost request": 1}
