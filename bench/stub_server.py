@@ -138,7 +138,7 @@ def make_app(args):
 
     async def stub_answer(request):
         if request.path == "/v1/models":
-            return web.json_response({"object": "list", "data": [{"id": "stub", "object": "model"}]})
+            return web.json_response({"object": "list", "data": [{"id": args.served_model_name, "object": "model"}]})
         if request.path == "/metrics":
             if args.no_metrics:
                 return web.Response(status=404, text="404: Not Found")
@@ -239,6 +239,8 @@ def main():
                                                                       "(default: at once)")
     parser.add_argument("--no-metrics", action="store_true", help="no vLLM counters at /metrics (a server started "
                                                                   "with --disable-log-stats)")
+    parser.add_argument("--served-model-name", default="stub/gpt-oss-stub", help="the model /v1/models lists (the "
+                                                                                 "clients check it against their config)")
     parser.add_argument("--api-key-env", help="require the bearer token held by this environment variable")
     parser.add_argument("--stats", help="write request and fault counts here on exit")
     parser.add_argument("--seed", type=int, default=0)

@@ -128,7 +128,7 @@ def make_app(args):
         if request.path == "/health":
             return web.Response(text="")
         if request.path == "/v1/models":
-            return web.json_response({"object": "list", "data": [{"id": "simulated-teacher", "object": "model"}]})
+            return web.json_response({"object": "list", "data": [{"id": "stub/gpt-oss-sim", "object": "model"}]})
         body = await request.json()
         prompt, seed = body.get("prompt", ""), int(body.get("seed") or 0)
         if args.delay:

@@ -57,7 +57,7 @@ from reasonlite.jsonl import DataError, shard_of
 from reasonlite.labels import Judge, Vote, vote_is_clear
 from reasonlite.manifest import write_manifest
 from reasonlite.problem_stats import Tally, is_cut, vote_counts
-from reasonlite.signals import GracefulStop, Stopped
+from reasonlite.signals import GracefulStop, Stopped, unless_stopped
 
 logger = logging.getLogger(__name__)
 
@@ -502,7 +502,7 @@ class Adaptive:
         final = folder / f"{rank}_{world}.jsonl"
         stats_path = problem_stats.answer_stats_path(folder, rank, world)
         created = not folder.exists()
-        folder.mkdir(parents=True, exist_ok=True)
+        jsonl.make_run_folder(folder)
         lock = jsonl.ShardLock(final).acquire()
         out = None
         try:
@@ -516,9 +516,14 @@ class Adaptive:
             if not stop.requested:
                 self.generator = self.generator or self.infer.llm  # the servers, asked as infer asks them
                 self.labeller = RoundLabeller(self.cfg)
-                async with self.labeller, self.generator:
-                    await self._label_backlog(part, out, stop)
-                    await self._sample(rank, world, out, stop)
+                async with self.labeller:
+                    # A signal while waiting for the servers ends the wait (the stop below says what is left).
+                    if await unless_stopped(self.generator.__aenter__(), stop):
+                        try:
+                            await self._label_backlog(part, out, stop)
+                            await self._sample(rank, world, out, stop)
+                        finally:
+                            await self.generator.__aexit__(None, None, None)
             out.flush()
             if stop.requested:
                 out.close()

@@ -312,6 +312,28 @@ class ServerPool:
                 await asyncio.sleep(self._backoff(attempt))
         raise NoServerError("no server answered /v1/models (" + "; ".join(errors[-len(self.servers):]) + ")")
 
+    async def served_models(self):
+        """{url: the model names its /v1/models lists} for every server that answers (401/403: raise NoServerError,
+        as model_name does); records the served context length like model_name."""
+        async def ask(s):
+            try:
+                data = (await self._get(s.url + "/v1/models", timeout=30.0))["data"]
+            except aiohttp.ClientResponseError as e:
+                return e.status
+            except Exception:  # no answer: not asked here
+                return None
+            return data
+
+        answers = await asyncio.gather(*(ask(s) for s in self.servers))
+        if answers and all(a in (401, 403) for a in answers):
+            raise NoServerError("every server refused the API key (HTTP 401/403); check api_key_env")
+        listed = {}
+        for s, data in zip(self.servers, answers):
+            if isinstance(data, list) and data:
+                listed[s.url] = [str(card.get("id")) for card in data if isinstance(card, dict)]
+                self.max_model_len = self.max_model_len or data[0].get("max_model_len")
+        return listed
+
     # ---- the request path of each server ---------------------------------------------------------------------
     async def _read_metrics(self, server, timeout):
         """vLLM's counters of one server, or None if its /metrics has none; raises if it does not answer."""

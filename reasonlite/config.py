@@ -341,6 +341,11 @@ def _check_pipeline(cfg):
         bad("ip", "must list at least one host")
     if cfg.new_data_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", cfg.new_data_name):
         bad("new_data_name", f"is a folder name (letters, digits, _ . -), got {cfg.new_data_name!r}")
+    base = Path(cfg.base_data_path)
+    if base.exists() and not base.is_dir():
+        bad("base_data_path", f"is the experiment folder that holds {cfg.data_info_name} and the runs, but "
+                              f"{base} is a file" + (f"; set it to {base.parent}" if base.name == cfg.data_info_name
+                                                      else ""))
     if cfg.api_key_env and not os.environ.get(cfg.api_key_env):
         bad("api_key_env", f"names the environment variable {cfg.api_key_env}, which is not set")
     if errors:

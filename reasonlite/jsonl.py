@@ -60,13 +60,45 @@ class Damage:
         if len(self.places) < 500:
             self.places.append((str(path), lineno, why))
         if self.count <= self.say:
-            logger.warning(f"{path}:{lineno}: damaged line skipped ({why}); its record will be redone")
+            logger.warning(f"{path}:{lineno}: damaged line skipped ({why}); {redone_by(path)} redoes its record")
         elif self.count == self.say + 1:
             logger.warning("more damaged lines skipped; the count is in the summary")
 
     def summary(self):
-        return (f"{self.count} damaged lines skipped (the first named above); their records are redone by a rerun"
-                if self.count else "")
+        return (f"{self.count} damaged lines skipped (the first named above); a rerun of the mode that wrote each "
+                "redoes its record" if self.count else "")
+
+
+def make_run_folder(folder):
+    """mkdir -p for a run folder, or one line saying what is in the way (a file where a folder should be, a folder
+    that may not be written) instead of an errno."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except NotADirectoryError:
+        blocking = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise DataError(f"{folder}: cannot make this run folder: {blocking} is a file, not a folder; move it away "
+                        "(or set base_data_path elsewhere) and rerun") from None
+    except FileExistsError:
+        raise DataError(f"{folder}: cannot make this run folder: a file has its name; move it away and rerun") \
+            from None
+    except OSError as e:
+        raise DataError(f"{folder}: cannot make this run folder ({e.strerror}); base_data_path must be a folder "
+                        "this user can write (or set base_data_path elsewhere)") from None
+
+
+# The mode that writes each stage folder (answer_origin_high, a new_data_name, counts as answer_origin).
+WRITERS = {"answer_origin": "infer", "vote": "vote", "answer_judge": "judge", "answer_judge_vote": "judge_vote"}
+
+
+def redone_by(path):
+    """Who redoes the record of a damaged line in `path`: the mode that writes the stage folder it sits in. A judge
+    that skips a damaged answer cannot redo it; only infer can."""
+    stage = Path(path).parent.parent.name
+    for name in sorted(WRITERS, key=len, reverse=True):
+        if stage == name or stage.startswith(name + "_"):
+            return f"a rerun of `infer.py -m {WRITERS[name]}`"
+    return "a rerun of the step that wrote it"
 
 
 class DiskFullError(OSError):
@@ -220,6 +252,27 @@ class ShardLock:
         self.path = shard_path.with_name(f".{shard_path.name}.lock")
         self._fd = None
 
+    def holder_if_held(self):
+        """Who holds this lock now (their host, pid and start), or None; takes nothing and creates nothing. For a
+        check before anything slow: the lock itself is taken by acquire()."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return _read_holder(fd) or "another process"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def busy_error(self, holder):
+        return DataError(f"{self.path.parent}: another process ({holder}) is writing this shard; wait for it or stop "
+                         "it, then rerun (two writers would duplicate records)")
+
     def acquire(self):
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -228,8 +281,7 @@ class ShardLock:
             holder = _read_holder(fd)
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
-                raise DataError(f"{self.path.parent}: another process ({holder}) is writing this shard; wait for it "
-                                "or stop it, then rerun (two writers would duplicate records)") from None
+                raise self.busy_error(holder) from None
             raise
         previous = _read_holder(fd)
         if previous:

@@ -42,11 +42,17 @@ def vote_is_clear(count, total, vote_ratio, min_vote):
     return total > 0 and count / total >= vote_ratio and count >= min_vote
 
 
+# What each label mode reads, in the order a fresh experiment must make it.
+NEEDS = {"vote": ("answer_origin",), "judge": ("answer_origin",), "judge_vote": ("answer_origin", "vote")}
+
+
 def latest_input(base, stage_name, needed_by):
     folder = jsonl.latest_complete(base / stage_name)
     if folder is None:
-        raise DataError(f"{base / stage_name}: no complete run folder; run `infer.py -m "
-                        f"{'infer' if stage_name == 'answer_origin' else 'vote'}` before -m {needed_by}")
+        steps = [f"`infer.py -m {'infer' if s == 'answer_origin' else s}`" for s in NEEDS[needed_by]
+                 if s == stage_name or jsonl.latest_complete(base / s) is None]
+        raise DataError(f"{base / stage_name}: no complete run folder; -m {needed_by} needs "
+                        f"{' and '.join(NEEDS[needed_by])}: run {', then '.join(steps)} first")
     return folder
 
 
@@ -91,7 +97,11 @@ class Labeller(Stage):
         from reasonlite.grader import Grader
         self.grader = Grader(workers=self.cfg.grader_workers, timeout=self.cfg.grader_timeout)
         if self.uses_llm():
-            await self._open_llm()
+            try:
+                await self._open_llm()
+            except BaseException:  # no server, or a signal while waiting for one: leave nothing open
+                self.grader.close()
+                raise
         return self
 
     async def _open_llm(self, wait=True):
@@ -269,7 +279,8 @@ class Judge(Labeller):
         return self.cfg.judge_backend == "llm"
 
     def check_inputs(self):
-        self.source = latest_input(self.base, "answer_origin", "judge")
+        self.source = latest_input(self.base, "answer_origin", "judge_vote" if self.name == "answer_judge_vote"
+                                   else "judge")
 
     def items(self):
         for rec in origin_records(self.source, need_expected=True, damage=self.damage):

@@ -25,6 +25,23 @@ class Generation:
     finish: str = None  # the server's finish_reason
 
 
+def served_names(cfg, flag_only=False):
+    """The names the config's servers answer to: --served-model-name's in vllm_args (vLLM takes one or more), else
+    model_path."""
+    args, names = list(cfg.vllm_args), []
+    for i, arg in enumerate(args):
+        if arg.startswith("--served-model-name="):
+            names = [arg.split("=", 1)[1]]
+        elif arg == "--served-model-name":
+            for value in args[i + 1:]:
+                if value.startswith("-"):
+                    break
+                names.append(value)
+    if flag_only:
+        return names
+    return names or [cfg.model_path]
+
+
 class LLM:
     """The configured servers behind one client pool: answers (generate) and replies (complete, ask); None after
     the last retry. It is also the adaptive loop's default generator (concurrency, generate, status)."""
@@ -52,7 +69,7 @@ class LLM:
         try:
             if self.wait:
                 await self.pool.wait_until_up(cfg.server_start_timeout, progress=logger.info)
-            self.model = await self.pool.model_name()
+            self.model = await self._served_model()
             logger.info(f"request path: {await self.pool.request_paths()}")
         except BaseException:
             await self.pool.__aexit__(None, None, None)
@@ -61,6 +78,24 @@ class LLM:
 
     async def __aexit__(self, *exc):
         await self.pool.__aexit__(*exc)
+
+    async def _served_model(self):
+        """The model name to send, after checking that every server that answers serves the config's model: a
+        server on the configured port that serves another model (another job's) would fill the run with its
+        answers."""
+        from reasonlite.client import NoServerError
+        expected = served_names(self.cfg)
+        listed = await self.pool.served_models()
+        if not listed:
+            return await self.pool.model_name()  # none answers: its error says why
+        for url, names in listed.items():
+            if not set(names) & set(expected):
+                raise NoServerError(
+                    f"server {url} serves {', '.join(names) or 'no model'}, not {' or '.join(expected)} "
+                    f"({'--served-model-name in vllm_args' if served_names(self.cfg, flag_only=True) else 'model_path'}"
+                    f" of {self.cfg.path}); it is not this config's server: start them with python3 vllm_start.py "
+                    f"-c {self.cfg.path}, or set port_base/ip to where they are")
+        return next(n for n in expected if any(n in names for names in listed.values()))
 
     def payload(self, model_input, seed, echo=False):
         cfg = self.cfg

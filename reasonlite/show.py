@@ -57,6 +57,9 @@ def show(base, out=print, max_truncated=MAX_TRUNCATED):
     base = Path(base)
     if not base.is_dir():  # else a mistyped path would print nothing and look like an empty experiment
         raise ValueError(f"{base}: no such folder (give an experiment folder, a config's base_data_path)")
+    if not any(jsonl.latest_complete(base / stage) for stage in STAGES):
+        raise ValueError(f"{base}: no complete run in this experiment yet (the first comes from "
+                         "`python3 infer.py -c <config> -m infer` with this folder as base_data_path)")
     for stage in STAGES:
         folder = jsonl.latest_complete(base / stage)
         if folder is None:

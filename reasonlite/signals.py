@@ -93,3 +93,27 @@ async def wait_or_timeout(aws, timeout):
     if not aws:
         return set(), set()
     return await asyncio.wait(aws, timeout=timeout)
+
+
+async def unless_stopped(coro, stop):
+    """Await `coro` (a wait for servers, say), cancelling it at the first stop request; True if it finished, False
+    if a signal stopped it. A wait of minutes must not make SIGTERM wait too."""
+    if stop.requested:
+        coro.close()
+        return False
+    task = asyncio.ensure_future(coro)
+
+    def cancel(urgent):
+        task.cancel()
+
+    stop.on_request.append(cancel)
+    try:
+        await task
+        return True
+    except asyncio.CancelledError:
+        outer = asyncio.current_task()
+        if stop.requested and not (hasattr(outer, "cancelling") and outer.cancelling()):
+            return False
+        raise
+    finally:
+        stop.on_request.remove(cancel)

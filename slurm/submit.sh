@@ -28,7 +28,9 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$( [ -x "$root/.venv/bin/python" ] && echo "$root/.venv/bin/python" || echo python3 )}
+# usage: the help (asked for: stdout, exit 0; a command line it cannot read: stderr, exit 2)
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+help() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 die() { echo "error: $*" >&2; exit 2; }
 abspath() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 in_root() { case $1 in /*) echo "$1" ;; *) echo "$root/$1" ;; esac; }
@@ -43,7 +45,7 @@ case $cmd in
          case $mode in vote|judge|judge_vote) ;; *) die "label MODE: vote, judge or judge_vote, not $mode" ;; esac ;;
   train) [ $# -ge 1 ] || usage; stage=$1; shift
          case $stage in stage1|stage2) ;; *) die "train: stage1 or stage2, not $stage" ;; esac ;;
-  -h|--help) usage ;;
+  -h|--help) help ;;
   *) die "unknown command $cmd (generate, label, train, eval)" ;;
 esac
 while [ $# -gt 0 ]; do

@@ -69,7 +69,24 @@ SURVEY = [
      "error: -s '../escape': a run folder name is letters, digits and _ . : - (no path)"),
     # ---- records with missing fields (a line that is not JSON at all is damage, not this: see test_failures) ----
     ("no answer_origin run", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, JUDGE,
-     "error: {d}/exp/answer_origin: no complete run folder; run `infer.py -m infer` before -m judge"),
+     "error: {d}/exp/answer_origin: no complete run folder; -m judge needs answer_origin: run `infer.py -m infer` "
+     "first"),
+    ("judge_vote before anything", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK},
+     ["infer.py", "-c", "{d}/c.yaml", "-m", "judge_vote"],
+     "error: {d}/exp/answer_origin: no complete run folder; -m judge_vote needs answer_origin and vote: run "
+     "`infer.py -m infer`, then `infer.py -m vote` first"),
+    ("judge_vote before vote", {"c.yaml": CFG, ORIGIN: origin()}, ["infer.py", "-c", "{d}/c.yaml", "-m", "judge_vote"],
+     "error: {d}/exp/vote: no complete run folder; -m judge_vote needs answer_origin and vote: run `infer.py -m vote` "
+     "first"),
+    ("no shards", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, INFER + ["-l", "0", "-g", "0"],
+     "error: -g 0: the number of shards must be at least 1"),
+    ("base_data_path is a file", {"c.yaml": CFG.replace("{d}/exp", "{d}/exp/info.jsonl"), "exp/info.jsonl": INFO_OK},
+     INFER, "error: {d}/c.yaml: key 'base_data_path' is the experiment folder that holds info.jsonl and the runs, but "
+            "{d}/exp/info.jsonl is a file; set it to {d}/exp"),
+    ("a file where the stage folder goes", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK, "exp/answer_origin": ""},
+     INFER + ["-s", "r"], "error: {d}/exp/answer_origin/r: cannot make this run folder: {d}/exp/answer_origin is a "
+                          "file, not a folder; move it away (or set base_data_path elsewhere) and rerun"),
+    ("no config given", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, ["infer.py", "-m", "infer"], None),
     ("record without index", {"c.yaml": CFG, ORIGIN: origin(index=...)}, JUDGE,
      "error: {d}/exp/answer_origin/r1/0_1.jsonl:1: field 'index' is missing; not an answer_origin record"),
     ("record without answer", {"c.yaml": CFG, ORIGIN: origin(answer=...)}, JUDGE,
@@ -96,7 +113,11 @@ def test_bad_input_gets_one_clear_line(tmp_path, name, files, command, error):
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     proc = run_script(*[c.replace("{d}", str(tmp_path)) for c in command], timeout=120)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 1 and lines == [error.replace("{d}", str(tmp_path))], proc.stderr
+    if error is None:  # argparse's own: usage and one error line, exit 2
+        assert proc.returncode == 2 and lines[-1].endswith("error: the following arguments are required: "
+                                                           "-c/--config-path"), proc.stderr
+    else:
+        assert proc.returncode == 1 and lines == [error.replace("{d}", str(tmp_path))], proc.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
 
 
@@ -104,3 +125,34 @@ def test_an_unknown_mode_is_argparses_usage_error(tmp_path):
     (tmp_path / "c.yaml").write_text(CFG.replace("{d}", str(tmp_path)))
     proc = run_script("infer.py", "-c", tmp_path / "c.yaml", "-m", "vot")
     assert proc.returncode == 2 and "invalid choice: 'vot'" in proc.stderr
+
+
+def test_a_read_only_experiment_gets_one_line(tmp_path):
+    """A folder this user cannot write (a read-only mount: root ignores file modes, not that)."""
+    import subprocess
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(exp)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (exp / "info.jsonl").write_text(INFO_OK)
+        subprocess.run(["mount", "-o", "remount,ro", str(exp)], check=True)
+        (tmp_path / "c.yaml").write_text(CFG.replace("{d}", str(tmp_path)))
+        proc = run_script("infer.py", "-c", tmp_path / "c.yaml", "-m", "infer", "-s", "r")
+    finally:
+        subprocess.run(["umount", "-l", str(exp)], capture_output=True)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: {exp}/answer_origin/r: cannot make this run folder (Read-only file system); base_data_path must be "
+        "a folder this user can write (or set base_data_path elsewhere)"]
+
+
+def test_show_of_an_experiment_without_runs_and_submit_help(tmp_path):
+    (tmp_path / "info.jsonl").write_text(INFO_OK)
+    proc = run_script("-m", "reasonlite.show", tmp_path)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path}: no complete run in this experiment yet (the first comes from `python3 infer.py -c "
+        "<config> -m infer` with this folder as base_data_path)"]
+    import subprocess
+    from conftest import ROOT
+    helped = subprocess.run(["bash", str(ROOT / "slurm" / "submit.sh"), "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "bash slurm/submit.sh generate CONFIG" in helped.stdout

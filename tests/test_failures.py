@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, free_port, run_script, stub, write_info, write_yaml
+from conftest import ROOT, free_port, run_script, stub, stub_server, write_info, write_yaml
 
 from reasonlite.jsonl import pid_alive
 from reasonlite.signals import STOPPED_EXIT
@@ -157,7 +157,9 @@ def test_a_damaged_middle_line_is_named_skipped_and_redone(tmp_path):
 
         judge = run_script("infer.py", "-c", cfg, "-m", "judge", "-s", "j", timeout=120)
         assert judge.returncode == 0, judge.stderr
+        # judge skips it; only infer can redo an answer, and the line says so
         assert f"{shard}:7: damaged line skipped" in judge.stderr
+        assert "; a rerun of `infer.py -m infer` redoes its record" in judge.stderr
         assert "1 damaged lines skipped" in judge.stderr
         judged = records_of(base / "answer_judge" / "j" / "0_1.jsonl")
         assert len(judged) == 39 and lost not in {r["index"] for r in judged}
@@ -190,3 +192,58 @@ def test_sigterm_while_servers_start_stops_them(tiny_model, tmp_path):
     assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM: the 1 servers this command started were "
                                                     "stopped"), err
     assert not pid_alive(server_pid) and not record.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_waiting_for_servers_stops_at_once_and_leaves_nothing(tmp_path, sig):
+    """Nothing answers on the port (the servers are still starting, or never will): SIGTERM or Ctrl-C ends the wait
+    at once with exit 75, and no lock or empty .part is left behind."""
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    cfg = config(tmp_path, free_port(), base, server_start_timeout=1800)
+    proc = subprocess.Popen([sys.executable, "infer.py", "-c", str(cfg), "-m", "infer", "-s", "run"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lock = base / "answer_origin" / "run" / ".0_1.jsonl.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and time.monotonic() < deadline:  # the shard is locked: it is waiting for the servers
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == STOPPED_EXIT, err
+    assert err.strip().splitlines()[-1] == (f"stopped by {sig.name}: stopped while waiting for the servers, before "
+                                            "any request; 40 of this shard's 40 records left; rerun the same command "
+                                            "to do them"), err
+    assert not (base / "answer_origin").exists()  # no lock, no empty .part, no empty run folder
+
+
+def test_a_server_that_serves_another_model_is_named_before_any_request(tmp_path):
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    with stub_server(served_model_name="org/other-model", stats=tmp_path / "stats.json") as port:
+        proc = run_script("infer.py", "-c", config(tmp_path, port, base), "-m", "infer", "-s", "run")
+    assert proc.returncode == 1
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert line.startswith(f"error: server http://127.0.0.1:{port} serves org/other-model, not stub/gpt-oss-stub "
+                           "(model_path of "), line
+    assert "python3 vllm_start.py -c" in line
+    assert json.loads((tmp_path / "stats.json").read_text())["by_path"].get("/v1/completions", 0) == 0
+
+
+def test_a_busy_shard_is_refused_before_anything_slow_is_imported(tmp_path):
+    """Another process holds the shard's lock: the refusal comes before the tokenizer or the grader is loaded."""
+    import fcntl
+    base = write_info(tmp_path / "exp", PROBLEMS)
+    folder = base / "answer_judge" / "run"
+    folder.mkdir(parents=True)
+    with open(folder / ".0_1.jsonl.lock", "w") as held:
+        held.write(json.dumps({"host": "node7", "pid": 4242, "started": "2026-12-02 15:10:00"}))
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        cfg = config(tmp_path, free_port(), base, judge_backend="rule")
+        proc = run_script("-X", "importtime", "infer.py", "-c", cfg, "-m", "judge", "-s", "run")
+    assert proc.returncode == 1
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert line == (f"error: {folder}: another process (pid 4242 on node7, since 2026-12-02 15:10:00) is writing "
+                    "this shard; wait for it or stop it, then rerun (two writers would duplicate records)"), line
+    imported = {x.split("|")[-1].strip() for x in proc.stderr.splitlines() if x.startswith("import time:")}
+    assert not {"transformers", "torch", "math_verify", "sympy"} & imported

@@ -128,10 +128,12 @@ def test_label_modes_need_their_input(tmp_path):
     cfg = config(tmp_path)
     (tmp_path / "exp").mkdir()
     proc = mode(cfg, "judge")
-    assert proc.returncode == 1 and "no complete run folder; run `infer.py -m infer` before -m judge" in proc.stderr
+    assert proc.returncode == 1 and "no complete run folder; -m judge needs answer_origin: run `infer.py -m infer` " \
+                                    "first" in proc.stderr
     write_origin(tmp_path / "exp", {"p:0": ("1", ["1"])})
     proc = mode(cfg, "judge_vote")
-    assert proc.returncode == 1 and "run `infer.py -m vote` before -m judge_vote" in proc.stderr
+    assert proc.returncode == 1 and "-m judge_vote needs answer_origin and vote: run `infer.py -m vote` first" \
+        in proc.stderr
 
 
 def test_judge_rejects_records_that_are_not_answer_origin(tmp_path):

@@ -41,7 +41,7 @@ from reasonlite.evaluation.prompting import build_prompts, load_tokenizer
 from reasonlite.grader import Grader, extract_answer
 from reasonlite.jsonl import DataError, ShardWriter, read_records, whole_lines_size, write_atomic
 from reasonlite.manifest import write_manifest
-from reasonlite.signals import GracefulStop, Stopped
+from reasonlite.signals import GracefulStop, Stopped, unless_stopped
 
 logger = logging.getLogger(__name__)
 SERVER_WAIT_S = 120.0
@@ -159,7 +159,8 @@ async def _generate_server(opts, todo, append, stop):
     stop.install_in(asyncio.get_running_loop())
     async with ServerPool(urls, api_key=api_key(opts), max_inflight_per_server=opts["max_inflight_per_server"],
                           request_path=opts["request_path"], log=logger.warning) as pool:
-        await pool.wait_until_up(SERVER_WAIT_S, progress=logger.info)
+        if not await unless_stopped(pool.wait_until_up(SERVER_WAIT_S, progress=logger.info), stop):
+            return 0  # a signal while waiting for the servers: the caller says what is left
         model = await pool.model_name()
         # The servers' context caps each request: vLLM refuses a max_tokens above it (0.32 and others) or beyond
         # what the prompt leaves (older ones). model_name() reads it from /v1/models where the client records it.
