@@ -1,7 +1,7 @@
 """The bad-input survey: each malformed input a user can hand the pipeline, and the one error line it gets.
 
 The one table of bad input for infer.py and the conversion (the evaluator's is in test_eval.py, the trainer's in
-test_train.py); the README's bad-input table is this list.
+test_train.py); docs/clusters-and-failures.md shows the new user's rows of it.
 
 Each row: a name, the files to write (relative to a fresh experiment folder; bytes for non-UTF-8), the command, and
 the exact error line ({d} stands for the folder). Every row must exit 1 with that one line on stderr and no new

@@ -1,6 +1,6 @@
 """The benchmarks' own parts: the stub streams as vLLM does (one event per token, or per stream_interval), and
 bench/generation_throughput.py runs every path against the real vLLM server (small numbers: a smoke test, not a
-measurement; the measured table is in the README)."""
+measurement; the measured table is in docs/benchmarks.md)."""
 import json
 import urllib.request
 

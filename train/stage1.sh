@@ -15,6 +15,8 @@
 # After a node failure or a preemption, run the same command again: it resumes from the newest whole checkpoint-N
 # in output_dir (a save cut short is skipped). `--resume_from_checkpoint false` starts over.
 set -euo pipefail
+# --help: the comment above, on stdout
+case ${1:-} in -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 cd "$(dirname "$0")/.."
 
 machine_rank=${MACHINE_RANK:-0}
