@@ -9,16 +9,26 @@ from __future__ import annotations
 import re
 import signal
 
-from reasonlite.answers import (_DEGREE, _SIZING, _SPACING, _TEXT_CMD, _TRIG, _answer_part, _is_wordy,
-                           _plain_numbers_equal, _strip_delims, _unwrap_cmd, _whole_box)
-from reasonlite.symbolic import _MV, _math_equal, _parse, _proportional_equations
+from reasonlite.answers import (_DEGREE, _SIZING, _SPACING, _TEXT_CMD, _TRIG, MAYBE_EMPTY, _answer_part, _is_wordy,
+                                _plain_numbers_equal, _strip_delims, _unwrap_cmd, _whole_box, base_number, congruence,
+                                e_notation, is_empty_set, parametric_class, repeating_to_latex, split_unit, unit_key)
+from reasonlite.symbolic import _MV, _math_equal, _parse, _proportional_equations, _within
 
 # ================================================================ canonical forms (used inside the workers)
 
 _UNICODE = {"−": "-", "–": "-", "×": "\\times ", "÷": "\\div ", "²": "^2", "³": "^3", "≤": "\\leq ",
             "≥": "\\geq ", "≠": "\\neq ", "π": "\\pi ", "∞": "\\infty ", "√": "\\sqrt", "∪": "\\cup ",
             "：": ":", "，": ",", "；": ";", "（": "(", "）": ")", "€": "", "£": "", "¥": "", "元": "",
-            "\\varnothing": "\\emptyset"}
+            "\\varnothing": "\\emptyset", "±": "\\pm ", "∓": "\\mp ", "≡": "\\equiv ", "≈": "\\approx ",
+            "∅": "\\emptyset ", "·": "\\cdot ", "⋅": "\\cdot ", "\\simeq": "\\approx", "\\thickapprox": "\\approx"}
+# Words a model puts before a rounded value; they mean \approx (compared at the gold's own digits, see _approx_equal).
+_APPROX_WORDS = re.compile(r"^(?:approximately|approx\.?|about|roughly|around|nearly|circa)\s+(?=[-+.\d\\])", re.I)
+# Plain-text (Python/sympy style) spellings a model writes outside LaTeX: pi, exp(16), ln(2), 3**(1/2). latex2sympy
+# reads "pi" as p*i and "exp" as e*x*p, so they become their LaTeX commands; a backslash already there is kept.
+_PLAIN_FUNCS = re.compile(r"(?<![\\A-Za-z])(exp|ln|log|sin|cos|tan|arcsin|arccos|arctan)\s*(?=\()")
+_PLAIN_PI = re.compile(r"(?<![\\A-Za-z])pi(?![A-Za-z])")
+# "1.5 x 10^{-4}": a letter x between a number and a power of ten is a times sign.
+_X_TIMES = re.compile(r"(\d)\s*[xX]\s*(?=10\s*\^)")
 
 
 def _canon(s: str) -> str:
@@ -50,8 +60,16 @@ def _canon(s: str) -> str:
     s = re.sub(r"\\frac\s*(\d)\s*\{", r"\\frac{\1}{", s)
     s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)
     s = re.sub(r"\\sqrt\s*([0-9a-zA-Z])(?![a-zA-Z])", r"\\sqrt{\1}", s)
+    # 0.\overline{3}, 0.1666... -> \frac{1}{3}, \frac{1}{6} wherever they stand (in a list, after "x ="); before the
+    # closing punctuation goes, which would take an ellipsis with it
+    s = repeating_to_latex(s)
+    s = re.sub(r"\\[lc]?dots(?![a-zA-Z])|…", r"\\ldots ", s)  # one spelling of "and so on"
     s = re.sub(r"^[*\s]+|[*\s.,;:]+$", "", s)  # markdown emphasis and closing punctuation
     s = re.sub(r"\s+", " ", s)
+    s = _APPROX_WORDS.sub("\\\\approx ", s)
+    if "pi" in s or "(" in s or "**" in s:
+        s = _PLAIN_PI.sub(r"\\pi ", _PLAIN_FUNCS.sub(r"\\\1", s)).replace("**", "^")
+    s = _X_TIMES.sub(r"\1 \\times ", s)
     return _join_thousands(s)
 
 
@@ -164,10 +182,14 @@ class _Item:
         return _atom_key(self.text)
 
 
+_PM = re.compile(r"\\(?:pm|mp)(?![a-zA-Z])")  # \pm or \mp, not \pmod
+
+
 def _expand_pm(item: str) -> list[str]:
     # One \pm stands for two answers; several (\pm a \pm b) are left to math-verify.
-    if item.count("\\pm") + item.count("\\mp") == 1 and "\\mp" not in item:
-        return [item.replace("\\pm", "+", 1), item.replace("\\pm", "-", 1)]
+    signs = _PM.findall(item)
+    if signs == ["\\pm"]:
+        return [_PM.sub("+", item, 1), _PM.sub("-", item, 1)]
     return [item]
 
 
@@ -175,6 +197,9 @@ def _structure(ans: str) -> tuple[list[_Item], bool]:
     """The answers in an answer string (a list, a set, solution tuples, one value), and whether it was a {set}."""
     s = _canon(ans)
     s = re.sub(r"(?<=[)\]}])\s*\b(?:and|or)\b\s*(?=[(\[{\\])|\s+\b(?:and|or)\b\s+", " , ", s)
+    member = re.fullmatch(r"(.{1,30}?)\s*(?:\\in|=)\s*(\\\{.*\\\})", s)
+    if member and _is_label(member.group(1)):  # "x \in \{1, 2\}", "S = \{1, 2\}": the set is the answer
+        s = member.group(2)
     enc = _enclosing(s)
     braced = bool(enc) and enc[0] in ("{", "\\{")
     if braced:  # a set: its elements are the answers
@@ -278,27 +303,7 @@ def _is_text_answer(s: str) -> bool:
     return bool(long) or len([w for w in words if len(w) >= 2]) >= 2
 
 
-_UNIT_HEAD = re.compile(r"(?:[\d.,\s^{}()/+\-]|\\(?:frac|sqrt|pi|cdot|times))+")
-_SHORT_UNITS = {"m", "g", "s", "h", "l", "L", "K", "N", "J", "W", "V", "km", "cm", "mm", "kg", "mg", "ml", "mL"}
-
-
-def _strip_units(s: str) -> str:
-    """'10 cm^2' -> '10', '64 square feet' -> '64', '10weeks' -> '10'; leaves '2x', '5\\sqrt{2}'."""
-    if len(s) > 200:
-        return s
-    m = re.fullmatch(r"(.*?[\d}])\s*([A-Za-z]+(?:(?:\.\s*|\s+)[A-Za-z]+){0,3}\.?)\s*(?:\^\{?[23]\}?)?", s)
-    if not m or not _UNIT_HEAD.fullmatch(m.group(1)) or not re.search(r"\d", m.group(1)):
-        return s
-    words = m.group(2).replace(".", " ").split()
-    if all((len(w) >= 2 and w.lower() not in _MATH_WORDS) or w in _SHORT_UNITS for w in words):
-        if len(words) == 1 and len(words[0]) <= 2 and words[0] not in _SHORT_UNITS:
-            return s
-        return m.group(1).strip()
-    return s
-
-
 _TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:([apAP])\.?\s*[mM]\.?)?")
-_BASE = re.compile(r"(\d[0-9A-Za-z]*)_\{?(\d{1,2})\}?")
 
 
 def _time_of(s: str) -> int | None:
@@ -309,16 +314,6 @@ def _time_of(s: str) -> int | None:
     if m.group(4):
         h = h % 12 + (12 if m.group(4).lower() == "p" else 0)
     return h * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
-
-
-def _base_number(s: str) -> tuple[str, int] | None:
-    m = _BASE.fullmatch(s.replace(" ", ""))
-    if not m:
-        return None
-    digits, base = m.group(1).upper(), int(m.group(2))
-    if not 2 <= base <= 36 or any(int(d, 36) >= base for d in digits):
-        return None
-    return digits.lstrip("0") or "0", base
 
 
 def _mixed_numbers(s: str) -> str:
@@ -349,7 +344,10 @@ def _sequence(s: str) -> tuple[str, str, list[str]] | None:
 
 def _atoms_equal(g: str, p: str) -> bool:
     """Two single answers (no lists, labels stripped)."""
-    g, p = _mixed_numbers(_strip_units(g.strip())), _mixed_numbers(_strip_units(p.strip()))
+    (g, gu), (p, pu) = split_unit(g.strip()), split_unit(p.strip())
+    if gu and pu and unit_key(gu) and unit_key(pu) and unit_key(gu) != unit_key(pu):
+        return False  # 5 cm is not 5 m (while the bare number in the gold's unit is: 5 cm is 5)
+    g, p = _mixed_numbers(g), _mixed_numbers(p)
     if _atom_key(g) == _atom_key(p):
         return True
     gp, pp = g.endswith("%"), p.endswith("%")
@@ -360,17 +358,14 @@ def _atoms_equal(g: str, p: str) -> bool:
         if gp:
             return _atoms_equal(gv, pv) or _atoms_equal(f"\\frac{{{gv}}}{{100}}", pv)
         return _atoms_equal(gv, pv) or _atoms_equal(gv, f"\\frac{{{pv}}}{{100}}")
-    if "\\approx" in g or "\\approx" in p:  # the exact part: "x \approx 11" -> 11, "\frac{9.5}{\pi} \approx 3.02"
-        return _atoms_equal(_exact_part(g), _exact_part(p))
+    if "\\approx" in g or "\\approx" in p:
+        return _approx_equal(g, p)
     tg, tp = _time_of(g), _time_of(p)
     if tg is not None and tp is not None:
         return tg == tp
-    bg, bp = _base_number(g), _base_number(p)
-    if bg or bp:
-        if bg and bp:
-            return bg == bp
-        other = p if bg else g
-        return other.isdigit() and (other.lstrip("0") or "0") == (bg or bp)[0]
+    verdict = _notation_verdict(g, p)
+    if verdict is not None:
+        return verdict
     if _is_text_answer(g) or _is_text_answer(p):
         return _text_key(g) == _text_key(p)
     mg, mp = _matrix(g), _matrix(p)
@@ -397,9 +392,83 @@ def _atoms_equal(g: str, p: str) -> bool:
     return _math_equal(g, p)
 
 
-def _exact_part(s: str) -> str:
-    parts = re.split(r"\\approx", s)
-    return parts[1] if len(parts) > 1 and _is_label(parts[0].strip()) else parts[0]
+def _notation_verdict(g: str, p: str) -> bool | None:
+    """Verdict for a pair where a side is a number in a notation of its own (a base, a congruence class, e-notation);
+    None when neither side is.
+
+    - bases: 101_2 is 5, 101_2 and 101 (the gold's digits with its base left implicit); two based numbers must have
+      the same value in the same base, or one is base 10 (12_3 is not the 101_2 a question in base 2 asks for);
+    - congruences: two classes are equal when their moduli and least residues are; a bare integer is the class it is
+      the least residue of (3 is 'x \\equiv 10 \\pmod{7}', 10 is not); a class written through its parameter
+      (7k + 3) equals only a class;
+    - e-notation: 1.5e-4 is 1.5 \\times 10^{-4}. A spelling that could also be Euler's e (8e-4: 8e - 4) is read
+      as a power of ten only against a side with no letter in it (0.0008), where e cannot be meant: it then equals
+      only the number its digits spell in scientific notation, which no reasoning slip about e produces.
+    """
+    bg, bp = base_number(g), base_number(p)
+    if bg or bp:
+        if bg and bp:
+            return bg[2] == bp[2] and (bg[1] == bp[1] or 10 in (bg[1], bp[1]))
+        (digits, _, value), other = (bg, _atom_key(p)) if bg else (bp, _atom_key(g))
+        if re.fullmatch(r"\d+", other):
+            return (other.lstrip("0") or "0") == digits or int(other) == value
+        return bool(re.fullmatch(r"[0-9A-Fa-f]+", other)) and (other.upper().lstrip("0") or "0") == digits
+
+    def named(lhs):  # the left side of \equiv: a name (x, N) or a computed number (2^{100}), not an unknown's term
+        return _is_label(lhs) or not _has_unknowns(lhs)
+    cg, cp = congruence(g, named), congruence(p, named)
+    kg, kp = cg or parametric_class(g), cp or parametric_class(p)
+    if kg or kp:
+        if kg and kp:
+            return kg == kp
+        other, stated = _atom_key(p if kg else g), cg or cp
+        return bool(stated) and bool(re.fullmatch(r"[+-]?\d+", other)) and int(other) == stated[0]
+    eg, ep = e_notation(g), e_notation(p)
+    if eg or ep:
+        def letterless(s):
+            return not re.search(r"[A-Za-z]", re.sub(r"\\(?:times|cdot|frac)", "", s))
+        g2 = eg[0] if eg and (eg[1] or letterless(p)) else g
+        p2 = ep[0] if ep and (ep[1] or letterless(g)) else p
+        if (g2, p2) != (g, p):
+            return _atoms_equal(g2, p2)
+    return None
+
+
+def _approx_parts(s: str) -> tuple[str | None, str | None]:
+    """(exact value, stated approximation) of '\\sqrt{5} \\approx 2.24', 'x \\approx 2.24', '\\approx 2.24', '2.24'."""
+    parts = [x.strip() for x in re.split(r"\\approx", s)]
+    exact = [x for x in parts[:-1] if x and not _is_label(x)]
+    if len(parts) == 1:
+        return parts[0], None
+    return (exact[0] if exact else None), (parts[-1] or None)
+
+
+def _approx_equal(g: str, p: str) -> bool:
+    """A value given approximately: right when its exact part is the gold, or when the approximation it states is the
+    gold's decimal at the gold's own digits (2.24 against 'approximately 2.24', not against 2.2 or 2.236). An exact
+    value written beside its approximation must round to it, so '\\sqrt{6} \\approx 2.24' is not 2.24."""
+    (ge, ga), (pe, pa) = _approx_parts(g), _approx_parts(p)
+    if ge and pe and _atoms_equal(ge, pe):
+        return True
+    gd, pd = ga or ge, pa or pe
+    if not (gd and pd):
+        return False
+    same = _plain_numbers_equal(_atom_key(gd), _atom_key(pd))
+    if not (_atoms_equal(gd, pd) if same is None else same):
+        return False
+    return all(_rounds_to(e, a) for e, a in ((ge, ga), (pe, pa)) if e and a)
+
+
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def _rounds_to(exact: str, approx: str) -> bool:
+    """Does an exact value agree with the approximation written beside it, within one unit of its last digit?"""
+    a = _atom_key(approx)
+    if not _DECIMAL.fullmatch(a):
+        return True  # an approximation in another notation: nothing to hold it to
+    places = len(a.split(".")[1]) if "." in a else 0
+    return _within(exact, a, 10.0 ** -places)
 
 
 def _match_all(gs: list, ps: list, eq, ordered: bool) -> bool:
@@ -482,6 +551,10 @@ def _union_of_relations(one: list[_Item], many: list[_Item]) -> bool:
 
 
 def _answers_equal(gold: str, pred: str) -> bool:
+    eg = bool(MAYBE_EMPTY.search(gold)) and is_empty_set(_canon(gold))
+    ep = bool(MAYBE_EMPTY.search(pred)) and is_empty_set(_canon(pred))
+    if eg or ep:  # "no solution", \emptyset, \{\}, none: one answer, the empty set, whatever its spelling
+        return eg and ep
     (gi, g_set), (pi, p_set) = _structure(gold), _structure(pred)
     if not gi or not pi:
         return False
@@ -534,6 +607,12 @@ def _prose_answer(text: str, after_phrase: bool) -> str | None:
     return strings[-1] if strings else (values[-1] if values else None)
 
 
+def _last_sentence(text: str) -> str:
+    sentences = [x for x in re.split(r"(?<=[.!?。\n])\s*", text) if x.strip(" .!?。\n")]
+    last = sentences[-1].strip() if sentences else ""
+    return re.sub(r"^(?:therefore|thus|so|hence|consequently)\b,?\s*", "", last, flags=re.I)
+
+
 def _grade(gold: str, pred: str) -> bool:
     """The full check; runs in a worker process."""
     g = _answer_part(gold, is_pred=False)
@@ -549,6 +628,8 @@ def _grade(gold: str, pred: str) -> bool:
             whole = _canon(ans)
             if _is_text_answer(whole) and _text_key(whole) == _text_key(_canon(g[1])):
                 return True
+        if MAYBE_EMPTY.search(ans) and is_empty_set(_canon(g[1])) and is_empty_set(_last_sentence(_canon(ans))):
+            return True  # "Therefore, the equation has no real solutions."
         ans = _prose_answer(ans, after_phrase=kind == "phrase")
         if ans is None:
             return False

@@ -4,6 +4,8 @@ Three jobs: read the final answer of a model output (`extract_answer`), judge it
 (`is_equivalent`, `Grader`), and give a cheap string key for grouping answers (`normalize`).
 
 Reading answers is reasonlite/answers.py, the equivalence rules reasonlite/equivalence.py; this module runs them.
+docs/grader.md describes both exactly (extract_answer reads the last box only; the grader's own reading of a pred
+falls back to "the answer is ..." phrases and prose), with the accuracy tables and how to reproduce them.
 The expensive check (math-verify + sympy) runs only in worker processes of a pebble ProcessPool: math-verify's own
 timeouts use signal.alarm and sympy can hang on inputs like 5^{5^{5^{5}}}, so each task gets a hard per-task
 timeout, a killed task's verdict is None and the pool replaces the worker. The caller's process stays sympy-free.
@@ -199,6 +201,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with user_errors(args.debug):
         pairs = _read_pairs(args.pairs)
+        if not pairs:  # else an empty or mistyped file prints nothing and looks like a pass
+            raise ValueError(f'{args.pairs}: no pairs to grade (one {{"gold": ..., "pred": ...}} object per line)')
         with Grader(workers=args.workers, timeout=args.timeout) as grader:
             for verdict in grader.map(pairs):
                 print(json.dumps({"equal": verdict}))

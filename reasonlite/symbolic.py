@@ -106,6 +106,15 @@ def _numbers_equal(g: str, p: str, ge, pe) -> bool | None:
     return diff <= 1e-6 * scale
 
 
+def _within(exact: str, decimal: str, tol: float) -> bool:
+    """Is the value of `exact` within tol of the decimal literal? (False when it is not a number sympy can bound.)"""
+    e = _parse(exact)
+    v = _number(e) if e is not None else None
+    if v is None or abs(v[1]) > tol:
+        return False
+    return abs(v[0] - _MV.sympy.Float(decimal, 40)) <= tol * (1 + 1e-9)
+
+
 def _math_equal(g: str, p: str) -> bool:
     ge, pe = _parse(g), _parse(p)
     if ge is None or pe is None:

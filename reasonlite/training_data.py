@@ -14,15 +14,22 @@ they are; beside them README.md (a dataset card: counts, filters, sources) and f
 
 One funnel, in this order, each answer counted at the first step that drops it and each problem at the step that
 drops its last answer: judge null, judge false, format mismatch, truncated (no final answer, or, where the
-answer_origin run recorded it, stopped by the length limit), contaminated, duplicate, too long, pass rate outside
---pass-rate LO:HI, over --max-per-problem K (K answers at random per problem, seeded, or by difficulty: more for
-the problems the teacher rarely solves). Pass rates come from the run folders' problems.jsonl
-(reasonlite/problem_stats.py), else from the judged records themselves. The conversion of one record is
-reasonlite/convert.py; the filters reasonlite/filters.py and reasonlite/decontaminate.py.
+answer_origin run recorded it, stopped by the length limit), no boxed final answer (--require-box), contaminated,
+duplicate, too long, pass rate outside --pass-rate LO:HI, over --max-per-problem K (K answers at random per problem,
+seeded, or by difficulty: more for the problems the teacher rarely solves). Pass rates come from the run folders'
+problems.jsonl (reasonlite/problem_stats.py), else from the judged records themselves. The conversion of one record
+is reasonlite/convert.py; the filters reasonlite/filters.py and reasonlite/decontaminate.py.
+
+A kept answer whose final answer has no \\boxed{} teaches the student to leave its answer unboxed, while the
+evaluator's pred and majority vote read the last box only (docs/grader.md): the summary counts those among the
+written answers, and --require-box drops them (as extract_answer reads the final text: no box, an empty box or one
+that never closes). This project's judge modes already judge such an answer false; judged data from elsewhere (a
+judge that reads "the answer is ..." or prose) can hold them.
 
 Memory: two passes. Pass 1 streams the input and appends every kept conversation to a temporary file in the output
-folder, remembering only its byte offset (8 bytes per record; dedup adds 8 more, the per-problem cap 12); per
-problem it keeps an id, two counts and a byte. Between the passes the per-problem filters run on those arrays.
+folder, remembering only its byte offset and whether its answer is boxed (9 bytes per record; dedup adds 8 more,
+the per-problem cap 12); per problem it keeps an id, two counts and a byte. Between the passes the per-problem
+filters run on those arrays.
 Pass 2 reads the survivors back in the order of a seeded permutation and writes the chunks, so the shuffle is exact
 and uniform, the same for the same input and --seed. Each output file is written under a temporary name and all
 are renamed when complete; files of an earlier, larger conversion are removed after the new ones are in place.
@@ -40,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from reasonlite import funnel, jsonl
+from reasonlite.answers import extract_answer
 from reasonlite.cli import add_debug_flag, user_errors
 from reasonlite.convert import (CONTAMINATED, DUPLICATE, ERROR, MISMATCH, OUT_OF_BAND, OVER_CAP, TOO_LONG, TRUNCATED,
                                 WRONG, check_record, convert)
@@ -52,7 +60,8 @@ from reasonlite.signals import GracefulStop, Stopped
 
 CHUNK_SIZE = 100000
 STAGES = ("answer_judge", "answer_judge_vote")
-STEPS = (ERROR, WRONG, MISMATCH, TRUNCATED, CONTAMINATED, DUPLICATE, TOO_LONG, OUT_OF_BAND, OVER_CAP)
+UNBOXED = "no boxed final answer"  # --require-box
+STEPS = (ERROR, WRONG, MISMATCH, TRUNCATED, UNBOXED, CONTAMINATED, DUPLICATE, TOO_LONG, OUT_OF_BAND, OVER_CAP)
 STEP = {name: i + 1 for i, name in enumerate(STEPS)}  # a problem's `reached`: the step its last answer left at
 WRITTEN = len(STEPS) + 1
 PARQUET_RE = re.compile(r"train-\d{5}-of-\d{5}\.parquet")
@@ -128,24 +137,26 @@ class Problems:
 
 def collect(files, tmp_path, args, counts, stop, damage, problems, lengths, cut):
     """Pass 1: stream, convert and filter; append kept conversations to tmp_path. Returns (offsets, problem ids,
-    cap keys, decontaminator) of the kept ones."""
+    cap keys, unboxed flags, decontaminator) of the kept ones."""
     decon = Decontaminator(args.decontaminate, args.ngram) if args.decontaminate else None
     seen = IndexSet() if args.dedup else None
     counter = TokenCounter(args.tokenizer) if args.max_tokens else None
     offsets = array("q")  # 8 bytes a record, where a list of ints takes 36
     pids, keys = array("I"), array("q")  # only with --max-per-problem / --pass-rate
+    unboxed = array("B")  # 1 where a kept answer's final text has no \boxed{} (all 0 under --require-box)
     per_problem = bool(args.max_per_problem or args.pass_rate)
-    pending = []  # (conversation, problem id, cap key) waiting for a batched token count
+    pending = []  # (conversation, problem id, cap key, unboxed) waiting for a batched token count
     with open(tmp_path, "wb") as out:
         def write(batch):
-            lengths_ = counter([m for m, _, _ in batch]) if counter else [0] * len(batch)
-            for (messages, pid, key), n_tokens in zip(batch, lengths_):
+            lengths_ = counter([m for m, _, _, _ in batch]) if counter else [0] * len(batch)
+            for (messages, pid, key, no_box), n_tokens in zip(batch, lengths_):
                 if counter and n_tokens > args.max_tokens:
                     counts[TOO_LONG] += 1
                     problems.reach(pid, STEP[TOO_LONG])
                     continue
                 problems.reach(pid, STEP[OUT_OF_BAND])  # survived pass 1; pass 2 says how far on
                 offsets.append(out.tell())
+                unboxed.append(no_box)
                 if per_problem:
                     pids.append(pid)
                     keys.append(key)
@@ -168,6 +179,13 @@ def collect(files, tmp_path, args, counts, stop, damage, problems, lengths, cut)
                 if reason:
                     problems.reach(pid, STEP[reason])
                     continue
+                # The final answer as extract_answer reads it (the judge modes, the evaluator's pred and vote):
+                # the last \boxed{} of the text after </think>.
+                no_box = extract_answer(messages[1]["content"]) is None
+                if no_box and args.require_box:
+                    counts[UNBOXED] += 1
+                    problems.reach(pid, STEP[UNBOXED])
+                    continue
                 problem = record["prompt"] if isinstance(record.get("prompt"), str) else messages[0]["content"]
                 if decon is not None and problem in decon:
                     counts[CONTAMINATED] += 1
@@ -180,14 +198,16 @@ def collect(files, tmp_path, args, counts, stop, damage, problems, lengths, cut)
                         problems.reach(pid, STEP[DUPLICATE])
                         continue
                     seen.add(key)
-                pending.append((messages, pid, cap_key(args.seed, record.get("index")) if per_problem else 0))
+                pending.append((messages, pid, cap_key(args.seed, record.get("index")) if per_problem else 0,
+                                no_box))
                 if len(pending) >= 256:
                     write(pending)
                     pending = []
         write(pending)
     if counts["total"] == 0:
         raise DataError(f"{', '.join(map(str, files))}: no records")
-    return offsets, np.frombuffer(pids, dtype=np.uint32), np.frombuffer(keys, dtype=np.int64), decon
+    return offsets, np.frombuffer(pids, dtype=np.uint32), np.frombuffer(keys, dtype=np.int64), \
+        np.frombuffer(unboxed, dtype=np.uint8), decon
 
 
 def select(n_kept, pids, keys, rates, problems, args, counts):
@@ -296,6 +316,7 @@ def build_funnel(save_dir, files, counts, problems, rates, lengths, args, decon,
     steps = [("in", len(problems.ids), counts["total"])]
     reached = np.frombuffer(problems.reached, dtype=np.uint8)
     shown = {ERROR, WRONG, MISMATCH, TRUNCATED}
+    shown |= {UNBOXED} if args.require_box else set()
     shown |= {CONTAMINATED} if decon is not None else set()
     shown |= {DUPLICATE} if args.dedup else set()
     shown |= {TOO_LONG} if args.max_tokens else set()
@@ -318,6 +339,8 @@ def build_funnel(save_dir, files, counts, problems, rates, lengths, args, decon,
     if origins:
         notes["truncated: answers the server stopped at the length limit, per the answer_stats of "
               + ", ".join(origins)] = n_cut
+    if counts["unboxed written"]:
+        notes["written answers with no boxed final answer (--require-box drops them)"] = counts["unboxed written"]
     known = rates[~np.isnan(rates)]
     hist = np.histogram(known, bins=20, range=(0, 1))[0].tolist() if len(known) else [0] * 20
     return funnel.make("format_data", save_dir, steps, "written", lengths=lengths.to_json(),
@@ -325,10 +348,16 @@ def build_funnel(save_dir, files, counts, problems, rates, lengths, args, decon,
                        source=", ".join(map(str, files)), notes=notes)
 
 
-def report(counts, kept, f):
+def report(counts, kept, f, require_box=False):
     total = counts["total"]
     print(f"[total data]: {total}")
     print(f"[kept data]: {kept}")
+    # The evaluator's pred and vote read the last \boxed{} only: an answer without one teaches the student to omit it.
+    if require_box:
+        print(f"[no boxed final answer]: {counts[UNBOXED]} dropped (--require-box)")
+    else:
+        print(f"[no boxed final answer]: {counts['unboxed written']} of {kept} kept answers (judged correct without "
+              "a \\boxed{} final answer; --require-box drops them)")
     # The seed's four ratios; truncated outputs, which the seed counted as format mismatches, are shown apart.
     for name, key in (("format mismatch", MISMATCH), ("truncated", TRUNCATED), ("error", ERROR), ("wrong", WRONG),
                       ("correct", "correct")):
@@ -347,7 +376,8 @@ def write_card(save_dir, f, files, args, outputs):
     filters = [f"--{k.replace('_', '-')} {v}" for k, v in (
         ("max_tokens", args.max_tokens), ("tokenizer", args.tokenizer), ("pass_rate", args.pass_rate),
         ("max_per_problem", args.max_per_problem), ("ngram", args.ngram if args.decontaminate else None)) if v]
-    filters += ["--dedup"] * bool(args.dedup) + [f"--decontaminate {d}" for d in args.decontaminate]
+    filters += ["--require-box"] * bool(args.require_box) + ["--dedup"] * bool(args.dedup)
+    filters += [f"--decontaminate {d}" for d in args.decontaminate]
     if args.max_per_problem:
         filters.append(f"--per-problem-by {args.per_problem_by}")
     text = (f"---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: \"{pattern}\"\n"
@@ -382,12 +412,13 @@ def run(args):
     jsonl.remove_stale_temps(save_dir, ".*.tmp")  # what a SIGKILLed conversion left behind
     with GracefulStop() as stop:  # the first signal stops between records, a second at once; nothing is half-written
         try:
-            offsets, pids, keys, decon = collect(files, tmp_path, args, counts, stop, damage, problems, lengths,
-                                                 cut if len(cut) else None)
+            offsets, pids, keys, unboxed, decon = collect(files, tmp_path, args, counts, stop, damage, problems,
+                                                          lengths, cut if len(cut) else None)
             rates = problems.rates(pass_rates(run_folders))
             survivors = select(len(offsets), pids, keys, rates, problems, args, counts)
+            counts["unboxed written"] = int(unboxed[survivors].sum()) if len(survivors) else 0
             f = build_funnel(save_dir, files, counts, problems, rates, lengths, args, decon, origins, len(cut))
-            report(counts, len(survivors), f)
+            report(counts, len(survivors), f, args.require_box)
             if damage.count:
                 print(f"[damaged lines]: {damage.count} skipped (named above); rerun the judge to redo them")
             if not len(survivors):
@@ -416,6 +447,9 @@ def parse_args(argv=None):
     p.add_argument("--max-tokens", type=int, help="drop conversations longer than this, in --tokenizer tokens")
     p.add_argument("--tokenizer", help="the student's tokenizer (path or id) for --max-tokens")
     p.add_argument("--dedup", action="store_true", help="drop repeated answers to the same problem")
+    p.add_argument("--require-box", action="store_true",
+                   help="drop answers whose final text has no \\boxed{} answer (a judge that reads 'the answer "
+                        "is ...' or prose keeps them; the evaluator's pred and majority vote read the last box only)")
     p.add_argument("--decontaminate", action="append", default=[], metavar="SRC",
                    help="drop problems sharing an n-gram with a benchmark: a .jsonl file, a folder of them, or "
                         "a dataset id[:split]; repeatable")

@@ -87,6 +87,8 @@ SURVEY = [
      INFER + ["-s", "r"], "error: {d}/exp/answer_origin/r: cannot make this run folder: {d}/exp/answer_origin is a "
                           "file, not a folder; move it away (or set base_data_path elsewhere) and rerun"),
     ("no config given", {"c.yaml": CFG, "exp/info.jsonl": INFO_OK}, ["infer.py", "-m", "infer"], None),
+    ("grader on an empty file", {"p.jsonl": ""}, ["-m", "reasonlite.grader", "{d}/p.jsonl"],
+     'error: {d}/p.jsonl: no pairs to grade (one {"gold": ..., "pred": ...} object per line)'),
     ("record without index", {"c.yaml": CFG, ORIGIN: origin(index=...)}, JUDGE,
      "error: {d}/exp/answer_origin/r1/0_1.jsonl:1: field 'index' is missing; not an answer_origin record"),
     ("record without answer", {"c.yaml": CFG, ORIGIN: origin(answer=...)}, JUDGE,

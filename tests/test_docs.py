@@ -71,6 +71,26 @@ def test_the_docs_show_commands_and_every_file_they_name_exists():
         assert "**Contents**" in page.read_text()[:1000], page
 
 
+def test_every_link_between_the_pages_leads_somewhere():
+    """Relative links point at files that exist, and a #part at a heading of that page."""
+    def anchors(page):
+        heads = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", page.read_text(), flags=re.S), re.M)
+        return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"^[a-z]+://", target):
+                continue
+            path, _, part = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif part and dest.suffix == ".md" and part not in anchors(dest):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
+
+
 @pytest.mark.parametrize("runner, kind, what", ALL, ids=lambda x: str(x).replace(str(ROOT) + "/", ""))
 def test_help_of_every_command_runs(runner, kind, what):
     if kind == "module":

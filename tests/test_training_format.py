@@ -391,3 +391,45 @@ def test_bad_filter_arguments_are_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit):
             training_data.parse_args(["-d", "x", *args])
         assert message in capsys.readouterr().err
+
+
+# ---- answers with no boxed final answer: counted, and dropped with --require-box ----------------------------------
+def test_unboxed_answers_are_counted_and_require_box_drops_them(tmp_path, capsys):
+    finals = ["So \\boxed{7}.",  # kept either way
+              "The answer is 7.",  # judged right from the phrase, but nothing boxed
+              "Adding gives 7; I double-checked \\boxed{7} in my head, so \\boxed{}",  # the last box is empty
+              "It is \\boxed{7",  # a box that never closes
+              "**Final Answer**\n\n\\[\\boxed{7}\\]"]
+    recs = []
+    for j, final in enumerate(finals):
+        rec = record(0, answer=harmony_answer(analysis="\\boxed{7} in the reasoning does not count", final=final))
+        rec["info"]["index"], rec["index"] = f"q:{j % 2}", f"q:{j % 2}_{j}"
+        recs.append(rec)
+    path = write_judged(tmp_path / "exp", recs)
+    out_dir = tmp_path / "exp" / "format_data"
+
+    out = convert_here(capsys, path)
+    assert "[kept data]: 5" in out
+    assert "[no boxed final answer]: 3 of 5 kept answers" in out
+    assert "no boxed final answer" not in funnel_rows(out)  # counted, not a drop, without the flag
+    assert "written answers with no boxed final answer (--require-box drops them) 3" in out
+    assert len(read_parts(out_dir)[1]) == 5
+
+    out = convert_here(capsys, path, "--require-box")
+    rows = funnel_rows(out)
+    assert "[kept data]: 2" in out and "[no boxed final answer]: 3 dropped (--require-box)" in out
+    assert rows["no boxed final answer"] == (-1, -3)  # q:1 loses both its answers, q:0 keeps 2 of 3
+    assert rows["written"] == (1, 2)
+    finals_written = sorted(r["messages"][1]["content"].split("</think>")[1] for r in read_parts(out_dir)[1])
+    assert finals_written == sorted([finals[0], finals[4]])
+    assert "--require-box" in (out_dir / "README.md").read_text()
+    assert json.loads((out_dir / "funnel.json").read_text())["steps"][5]["step"] == "no boxed final answer"
+
+
+def test_require_box_reads_the_final_text_of_think_style_records(tmp_path, capsys):
+    chatml = f"<|im_start|>user\nWhat is $3 + 4$?{INFER_SUFFIX}<|im_end|>\n<|im_start|>assistant\n"
+    recs = [record(0, answer="<think>\nSo \\boxed{7}.\n</think>\n\nThe answer is 7.", model_input=chatml),
+            record(1, answer="<think>\nAdd.\n</think>\n\n$\\boxed{7}$", model_input=chatml)]
+    path = write_judged(tmp_path / "exp", recs)
+    out = convert_here(capsys, path, "--require-box")
+    assert "[kept data]: 1" in out and funnel_rows(out)["no boxed final answer"] == (-1, -1)
